@@ -1,0 +1,65 @@
+"""Response bodies of the jobs API."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from tingxie.models import Job
+
+
+class Progress(BaseModel):
+    chunks_done: int
+    chunks_total: int | None
+
+
+class SegmentOut(BaseModel):
+    start: float
+    end: float
+    language: str | None
+    text: str
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    language: str
+    languages: list[str] | None
+    duration_s: float | None
+    filename: str | None
+    progress: Progress
+    text: str | None
+    segments: list[SegmentOut] | None
+    error: ErrorOut | None
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        error = ErrorOut(code=job.error_code, message=job.error_message or "") if job.error_code else None
+        return cls(
+            id=job.id,
+            status=job.status,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            language=job.language,
+            languages=job.languages,
+            duration_s=job.duration_s,
+            filename=job.source_filename,
+            progress=Progress(chunks_done=job.chunks_done, chunks_total=job.chunks_total),
+            text=job.text,
+            segments=[SegmentOut(**s) for s in job.segments] if job.segments is not None else None,
+            error=error,
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next_after: uuid.UUID | None

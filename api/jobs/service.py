@@ -1,0 +1,111 @@
+"""Job operations for the API. Services flush; the request's session commits."""
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tingxie.errors import Conflict, InvalidRequest, NotFound
+from tingxie.languages import SUPPORTED_CODES, is_supported
+from tingxie.models import Job, utcnow
+from tingxie.queue import PREPARE, enqueue
+from tingxie.states import JobStatus
+from tingxie.storage import Storage, job_prefix
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    language: str = "auto"
+    context: str | None = None
+    webhook_url: str | None = None
+    idempotency_key: str | None = None
+
+
+def source_key(job_id: uuid.UUID) -> str:
+    return f"{job_prefix(job_id)}source"
+
+
+def validate_language(language: str) -> str:
+    language = language.strip() or "auto"
+    if language != "auto" and not is_supported(language):
+        valid = ", ".join(("auto", *SUPPORTED_CODES))
+        raise InvalidRequest(f"unknown language {language!r}; valid values: {valid}", code="invalid_language")
+    return language
+
+
+def create_job(
+    session: Session,
+    key_id: uuid.UUID | None,
+    job_id: uuid.UUID,
+    request: JobRequest,
+    filename: str | None,
+    size: int,
+) -> Job:
+    job = Job(
+        id=job_id,
+        api_key_id=key_id,
+        language=request.language,
+        context=request.context,
+        webhook_url=request.webhook_url,
+        idempotency_key=request.idempotency_key,
+        source_key=source_key(job_id),
+        source_filename=filename,
+        source_bytes=size,
+    )
+    session.add(job)
+    session.flush()
+    enqueue(session, PREPARE, str(job.id))
+    return job
+
+
+def find_idempotent(session: Session, key_id: uuid.UUID | None, idempotency_key: str | None) -> Job | None:
+    if idempotency_key is None:
+        return None
+    return session.scalar(
+        select(Job).where(
+            Job.api_key_id.is_(key_id) if key_id is None else Job.api_key_id == key_id,
+            Job.idempotency_key == idempotency_key,
+        )
+    )
+
+
+def get_job(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID, *, lock: bool = False) -> Job:
+    job = session.get(Job, job_id, with_for_update=lock)
+    if job is None or job.api_key_id != key_id:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(
+    session: Session, key_id: uuid.UUID | None, status: JobStatus | None, limit: int, after: uuid.UUID | None
+) -> list[Job]:
+    """Newest first; `after` is the id of the last job of the previous page."""
+    query = select(Job).where(Job.api_key_id.is_(None) if key_id is None else Job.api_key_id == key_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if after is not None:
+        cursor = get_job(session, key_id, after)
+        query = query.where(
+            (Job.created_at < cursor.created_at)
+            | ((Job.created_at == cursor.created_at) & (Job.id < cursor.id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(min(limit, MAX_PAGE))
+    return list(session.scalars(query))
+
+
+def cancel_job(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) -> Job:
+    job = get_job(session, key_id, job_id, lock=True)
+    if JobStatus(job.status).is_final:
+        raise Conflict(f"job {job_id} is already {job.status}", code="job_finished")
+    job.status = JobStatus.CANCELED
+    job.finished_at = utcnow()
+    return job
+
+
+def delete_job(session: Session, storage: Storage, key_id: uuid.UUID | None, job_id: uuid.UUID) -> None:
+    job = get_job(session, key_id, job_id, lock=True)
+    storage.delete_prefix(job_prefix(job.id))
+    session.delete(job)

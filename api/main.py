@@ -1,0 +1,55 @@
+"""The FastAPI application."""
+
+import logging
+from functools import cache
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from sqlalchemy import text
+
+from api.deps import SessionDep, StorageDep
+from api.errors import error_response, install_error_handlers
+from api.jobs.endpoints import router as jobs_router
+from tingxie.queue import get_celery
+
+
+def create_app() -> FastAPI:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = FastAPI(title="tingxie", version="0.1.0", summary="Self-hosted speech transcription")
+    install_error_handlers(app)
+    app.include_router(jobs_router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+    app.add_api_route("/", index, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
+    return app
+
+
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def readyz(session: SessionDep, storage: StorageDep) -> object:
+    checks: dict[str, str] = {}
+    for name, probe in (
+        ("database", lambda: session.execute(text("SELECT 1"))),
+        ("broker", lambda: get_celery().connection_for_write().ensure_connection(max_retries=1)),
+        ("storage", storage.check),
+    ):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {exc}"
+    if all(value == "ok" for value in checks.values()):
+        return {"status": "ok", "checks": checks}
+    return error_response(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"))
+
+
+@cache
+def index() -> str:
+    """The web page: upload a recording, watch progress, read the tagged transcript."""
+    return (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+
+
+app = create_app()

@@ -1,0 +1,66 @@
+"""Database engine and sessions. One transaction per request or task: `session_scope` commits on
+success and rolls back on error; services only flush. Work registered with `after_commit` runs once the
+transaction is durable and is dropped on rollback, so a task is never enqueued for a row that does not
+exist."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from tingxie.settings import get_settings
+
+_PENDING = "tingxie.after_commit"
+
+
+@lru_cache
+def get_engine(url: str | None = None) -> Engine:
+    url = url or get_settings().resolved_database_url
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # WAL lets the API read while a worker writes; the API and workers are separate processes.
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+@lru_cache
+def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` after the session's transaction commits; forget it if it rolls back."""
+    session.info.setdefault(_PENDING, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_pending(session: Session) -> None:
+    for action in session.info.pop(_PENDING, []):
+        action()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    with get_sessionmaker()() as session, session.begin():
+        yield session

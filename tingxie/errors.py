@@ -1,0 +1,59 @@
+"""The exception tree. Adapters translate third-party errors (botocore, PyAV, CUDA, redis) into these.
+
+TingxieError                 code + message, rendered as {"error": {"code", "message"}}
+├── NotFound                 404: unknown job, or another key's job
+├── InvalidRequest           400/422: bad parameters
+├── PayloadTooLarge          413: upload over TINGXIE_MAX_UPLOAD_BYTES
+├── Unauthorized             401: missing or unknown API key
+├── Conflict                 409: action not allowed in the job's current state
+├── StorageError             503: object storage unreachable or failing
+└── JobFailure               a job ends `failed` with this code (invalid_audio, no_audio_stream, ...)
+"""
+
+
+class TingxieError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class NotFound(TingxieError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidRequest(TingxieError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class PayloadTooLarge(TingxieError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(TingxieError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Conflict(TingxieError):
+    status_code = 409
+    code = "conflict"
+
+
+class StorageError(TingxieError):
+    status_code = 503
+    code = "storage_unavailable"
+
+
+class JobFailure(TingxieError):
+    """Ends the job as `failed`; the code is part of the API contract."""
+
+    status_code = 422
+    code = "processing_failed"

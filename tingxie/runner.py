@@ -1,0 +1,166 @@
+"""`make serve` and `make demo`: run the API and a worker as child processes, and stop them cleanly."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tingxie import migrate
+from tingxie.settings import get_settings
+
+POLL_SECONDS = 0.5
+STARTUP_SECONDS = 90
+FINAL = ("completed", "failed", "canceled")
+
+
+def _api_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def _worker_command() -> list[str]:
+    # One process consuming both queues; a GPU deployment runs separate cpu and gpu workers instead.
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "--quiet",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        "cpu,gpu",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "WARNING",
+    ]
+
+
+@contextmanager
+def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """API + worker as children; both are terminated on exit, whatever happens."""
+    settings = get_settings()
+    migrate.upgrade()
+    child_env = {**os.environ, **(env or {})}
+    children = [
+        subprocess.Popen(_api_command(settings.host, port), env=child_env),
+        subprocess.Popen(_worker_command(), env=child_env),
+    ]
+    try:
+        yield children
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def serve() -> int:
+    settings = get_settings()
+    stop = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with platform(settings.port) as children:
+        print(f"tingxie listening on http://{settings.host}:{settings.port} (Ctrl-C to stop)", flush=True)
+        while not stop and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    return 0 if stop else 1
+
+
+def _free_port(host: str, preferred: int) -> int:
+    with socket.socket() as probe:
+        if probe.connect_ex((host, preferred)) != 0:
+            return preferred
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(client: httpx.Client, children: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError("the API or worker exited during start-up; see the log above")
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the API did not answer within {STARTUP_SECONDS} s")
+
+
+def demo(audio: Path) -> int:
+    if not audio.is_file():
+        print(f"no such file: {audio}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    port = _free_port(settings.host, settings.port)
+    base_url = f"http://{settings.host}:{port}"
+    with platform(port) as children, httpx.Client(base_url=base_url, timeout=60) as client:
+        _wait_healthy(client, children)
+        print(f"platform up at {base_url}; submitting {audio}", flush=True)
+        job = _submit(client, audio)
+        job = _poll(client, job)
+        return _report(client, job)
+
+
+def _submit(client: httpx.Client, audio: Path) -> dict:
+    with audio.open("rb") as handle:
+        response = client.post("/v1/jobs", files={"file": (audio.name, handle)}, data={"language": "auto"})
+    response.raise_for_status()
+    job: dict = response.json()
+    print(f"job {job['id']} {job['status']}", flush=True)
+    return job
+
+
+def _poll(client: httpx.Client, job: dict) -> dict:
+    shown = ""
+    while job["status"] not in FINAL:
+        time.sleep(POLL_SECONDS)
+        job = client.get(f"/v1/jobs/{job['id']}").json()
+        progress = job["progress"]
+        line = f"  {job['status']}: {progress['chunks_done']}/{progress['chunks_total'] or '?'} chunks"
+        if line != shown:
+            print(line, flush=True)
+            shown = line
+    return job
+
+
+def _report(client: httpx.Client, job: dict) -> int:
+    if job["status"] != "completed":
+        error = job.get("error") or {}
+        print(f"job {job['status']}: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        return 1
+    transcript = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "txt"}).text
+    seconds = job["duration_s"] or 0.0
+    print(f"\ntranscript ({seconds:.1f} s of audio, languages: {', '.join(job['languages'] or [])}):\n")
+    print(transcript, end="")
+    return 0

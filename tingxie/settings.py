@@ -1,0 +1,77 @@
+"""The one settings class. Every value comes from a `TINGXIE_` environment variable; nothing else reads
+the environment. Unset service URLs fall back to the embedded mode: SQLite, a local storage directory and
+a SQLite-backed broker under `TINGXIE_DATA_DIR`, so a fresh machine needs no servers."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineName = Literal["pocketsphinx", "qwen3-asr", "whisper"]
+
+GIB = 1024**3
+HOUR = 3600.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TINGXIE_", extra="ignore")
+
+    # Services. None means the embedded default under data_dir.
+    data_dir: Path = Path(".tingxie")
+    database_url: str | None = None
+    broker_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "tingxie"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    storage_dir: Path | None = None
+
+    # Engine.
+    engine: EngineName = "pocketsphinx"
+    model_path: str | None = None
+    device: str = "auto"  # "auto" picks cuda when available
+    dtype: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
+    batch_size: int = 8
+
+    # Audio pipeline.
+    chunk_seconds: float = 300.0  # queue chunk: unit of parallelism and retry
+    window_seconds: float = 30.0  # model window: unit of batching
+    max_upload_bytes: int = 4 * GIB
+    max_duration_seconds: float = 12 * HOUR
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_required: bool | None = None  # None: only on a non-loopback bind or once keys exist
+
+    # Webhooks.
+    webhook_secret: SecretStr = SecretStr("whsec_dGluZ3hpZS1kZXZlbG9wbWVudC1zZWNyZXQ=")
+    webhook_allow_private: bool = False
+    webhook_retry_base_seconds: float = 30.0
+
+    # Queue. Longer than the slowest chunk, or Redis redelivers a task that is still running.
+    visibility_timeout_seconds: int = 6 * 3600
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.absolute() / 'tingxie.sqlite'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.data_dir.absolute() / 'broker.sqlite'}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "storage").absolute()
+
+    @property
+    def uses_s3(self) -> bool:
+        return self.s3_endpoint_url is not None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,225 @@
+"""Object storage: S3 (or MinIO / any S3-protocol server) in production, a local directory when embedded.
+
+Objects are written through a writer that streams: S3 gets a multipart upload fed part by part, the local
+store a temporary file renamed into place on close, so an upload is never held in memory and a half-written
+object never becomes visible. botocore errors are translated into `StorageError` here."""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tingxie.errors import StorageError
+from tingxie.settings import Settings, get_settings
+
+PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB, all but the last
+
+
+class ObjectWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Storage(Protocol):
+    def writer(self, key: str) -> ObjectWriter: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def download(self, key: str, path: Path) -> None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def check(self) -> None: ...
+
+
+@contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise StorageError(f"object storage failed to {action}: {exc}") from exc
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise StorageError(f"invalid object key {key!r}")
+        return path
+
+    def writer(self, key: str) -> ObjectWriter:
+        return _LocalWriter(self._path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        writer = self.writer(key)
+        writer.write(data)
+        writer.close()
+
+    def get_bytes(self, key: str) -> bytes:
+        with storage_errors("read"):
+            return self._path(key).read_bytes()
+
+    def download(self, key: str, path: Path) -> None:
+        with storage_errors("read"):
+            shutil.copyfile(self._path(key), path)
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def check(self) -> None:
+        with storage_errors("reach the storage directory"):
+            if not os.access(self.root, os.W_OK):
+                raise OSError(f"{self.root} is not writable")
+
+
+class _LocalWriter:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        # Closed by close() or abort(): the writer outlives any one `with` block.
+        self._file: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            dir=path.parent, prefix=".part-", delete=False
+        )
+
+    def write(self, data: bytes) -> None:
+        with storage_errors("write"):
+            self._file.write(data)
+
+    def close(self) -> None:
+        with storage_errors("write"):
+            self._file.close()
+            os.replace(self._file.name, self._path)
+
+    def abort(self) -> None:
+        self._file.close()
+        Path(self._file.name).unlink(missing_ok=True)
+
+
+class S3Storage:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def ensure_bucket(self) -> None:
+        with storage_errors("create the bucket"):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError:
+                self.client.create_bucket(Bucket=self.bucket)
+
+    def writer(self, key: str) -> ObjectWriter:
+        return _S3Writer(self.client, self.bucket, key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with storage_errors("write"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        with storage_errors("read"):
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return body
+
+    def download(self, key: str, path: Path) -> None:
+        with storage_errors("read"):
+            self.client.download_file(self.bucket, key, str(path))
+
+    def delete_prefix(self, prefix: str) -> None:
+        with storage_errors("delete"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+    def check(self) -> None:
+        with storage_errors("reach the bucket"):
+            self.client.head_bucket(Bucket=self.bucket)
+
+
+class _S3Writer:
+    """Buffers up to one part, then uploads it; small objects end as a single PUT."""
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        self._client, self._bucket, self._key = client, bucket, key
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= PART_BYTES:
+            self._flush_part()
+
+    def _flush_part(self) -> None:
+        with storage_errors("write"):
+            if self._upload_id is None:
+                created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+                self._upload_id = created["UploadId"]
+            number = len(self._parts) + 1
+            part = self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=bytes(self._buffer),
+            )
+        self._parts.append({"PartNumber": number, "ETag": part["ETag"]})
+        self._buffer.clear()
+
+    def close(self) -> None:
+        if self._upload_id is None:
+            with storage_errors("write"):
+                self._client.put_object(Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer))
+            return
+        if self._buffer:
+            self._flush_part()
+        with storage_errors("write"):
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is not None:
+            with storage_errors("abort an upload"):
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
+
+
+def build_storage(settings: Settings) -> Storage:
+    if not settings.uses_s3:
+        return LocalStorage(settings.resolved_storage_dir)
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+    )
+    storage = S3Storage(client, settings.s3_bucket)
+    storage.ensure_bucket()
+    return storage
+
+
+@lru_cache
+def get_storage() -> Storage:
+    return build_storage(get_settings())
+
+
+def job_prefix(job_id: object) -> str:
+    return f"jobs/{job_id}/"

@@ -1,0 +1,47 @@
+"""CMU pocketsphinx: the embedded default. Its en-us model ships inside the wheel, so a fresh machine
+transcribes real English with no download. English only; it degrades on long utterances, which is why
+windows are cut at pauses before they reach it."""
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from pocketsphinx import Decoder
+
+from worker.engines.base import Segment, Transcription
+
+SAMPLE_RATE = 16_000
+FRAMES_PER_SECOND = 100  # pocketsphinx's default frame rate
+_FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[.*\])$")
+_ALTERNATE = re.compile(r"\(\d+\)$")  # "the(2)": second pronunciation of "the"
+
+
+class PocketsphinxEngine:
+    name = "pocketsphinx"
+    model = "en-us (bundled)"
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self._decoder = Decoder(loglevel="FATAL")
+
+    def transcribe(
+        self, audio: Sequence[np.ndarray], language: str | None = None, context: str | None = None
+    ) -> list[Transcription]:
+        return [self._transcribe_one(item) for item in audio]
+
+    def _transcribe_one(self, samples: np.ndarray) -> Transcription:
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        self._decoder.start_utt()
+        self._decoder.process_raw(pcm, full_utt=True)
+        self._decoder.end_utt()
+        words = [
+            (_ALTERNATE.sub("", seg.word), seg.start_frame, seg.end_frame)
+            for seg in self._decoder.seg()
+            if not _FILLERS.match(seg.word)
+        ]
+        if not words:
+            return Transcription(language="en", text="", segments=())
+        text = " ".join(word for word, _, _ in words)
+        start, end = words[0][1] / FRAMES_PER_SECOND, (words[-1][2] + 1) / FRAMES_PER_SECOND
+        segment = Segment(start=start, end=min(end, len(samples) / SAMPLE_RATE), text=text, language="en")
+        return Transcription(language="en", text=text, segments=(segment,))

@@ -1,0 +1,55 @@
+"""Turning engine output into a job's transcript: absolute times, time order, one text."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from worker.audio.plan import Window, to_absolute
+from worker.engines.base import Segment, Transcription
+
+# Scripts written without spaces between words: their segments are joined without a separator.
+UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "km"})
+
+
+def window_segments(
+    chunk_start: float, windows: Sequence[Window], results: Sequence[Transcription]
+) -> list[dict[str, Any]]:
+    """Segments of one chunk in recording time, as stored on the chunk row."""
+    return [
+        _segment_dict(chunk_start, window, segment)
+        for window, result in zip(windows, results, strict=True)
+        for segment in result.segments
+        if segment.text.strip()
+    ]
+
+
+def _segment_dict(chunk_start: float, window: Window, segment: Segment) -> dict[str, Any]:
+    end = min(segment.end, window.end - window.start)
+    return {
+        "start": round(to_absolute(chunk_start, window.start, segment.start), 3),
+        "end": round(to_absolute(chunk_start, window.start, end), 3),
+        "language": segment.language,
+        "text": segment.text.strip(),
+    }
+
+
+def merge_segments(per_chunk: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    merged = [segment for chunk in per_chunk for segment in chunk]
+    return sorted(merged, key=lambda segment: (segment["start"], segment["end"]))
+
+
+def join_text(segments: Sequence[dict[str, Any]]) -> str:
+    text = ""
+    for segment in segments:
+        if text and not _unspaced_join(text, segment):
+            text += " "
+        text += segment["text"]
+    return text
+
+
+def _unspaced_join(text: str, segment: dict[str, Any]) -> bool:
+    return segment["language"] in UNSPACED_LANGUAGES and not text[-1].isascii()
+
+
+def detected_languages(segments: Sequence[dict[str, Any]]) -> list[str]:
+    """Languages in order of first appearance."""
+    return list(dict.fromkeys(s["language"] for s in segments if s["language"]))

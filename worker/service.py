@@ -1,0 +1,211 @@
+"""The pipeline over the database: prepare -> transcribe (per chunk) -> finalize.
+
+Each step reloads state by id, exits quietly when the job is gone or already past it, keeps its
+transactions short (nothing is held open while audio is decoded or the model runs) and only then writes,
+so a redelivered task changes nothing."""
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tingxie.db import session_scope
+from tingxie.models import Chunk, Job, utcnow
+from tingxie.queue import FINALIZE, TRANSCRIBE, enqueue
+from tingxie.settings import get_settings
+from tingxie.states import ChunkStatus, JobStatus
+from tingxie.storage import Storage, get_storage, job_prefix
+from worker.audio.decode import SAMPLE_RATE, check_duration, decode
+from worker.audio.plan import PlannedChunk, Window, fixed_chunks
+from worker.audio.wavio import decode_wav, encode_wav
+from worker.engines.registry import get_engine
+from worker.merge import detected_languages, join_text, merge_segments, window_segments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    index: int
+    start: float
+    end: float
+    audio_key: str
+    windows: tuple[Window, ...]
+
+
+# --- prepare -------------------------------------------------------------------------------------------
+
+
+def prepare(job_id: uuid.UUID) -> None:
+    source_key = _start_processing(job_id)
+    if source_key is None:
+        return
+    stored = _plan_and_store(job_id, source_key, get_storage())
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is not None and job.chunks_total is None:
+            _record_plan(session, job, stored)
+
+
+def _start_processing(job_id: uuid.UUID) -> str | None:
+    """Mark the job processing; None when there is nothing (more) to prepare."""
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is None:
+            return None
+        if job.chunks_total is not None:  # redelivered after planning: resend what is unfinished
+            _enqueue_unfinished(session, job)
+            return None
+        job.status = JobStatus.PROCESSING
+        job.started_at = job.started_at or utcnow()
+        return job.source_key
+
+
+def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> list[StoredChunk]:
+    settings = get_settings()
+    with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
+        path = Path(tmp) / "source"
+        storage.download(source_key, path)
+        check_duration(path, settings.max_duration_seconds)
+        blocks = decode(path, settings.max_duration_seconds)
+        chunks = fixed_chunks(blocks, settings.chunk_seconds, settings.window_seconds)
+        return [_store_chunk(job_id, chunk, storage) for chunk in _audible(chunks)]
+
+
+def _audible(chunks: Iterator[PlannedChunk]) -> Iterator[PlannedChunk]:
+    return (chunk for chunk in chunks if chunk.windows)
+
+
+def _store_chunk(job_id: uuid.UUID, chunk: PlannedChunk, storage: Storage) -> StoredChunk:
+    key = f"{job_prefix(job_id)}chunks/{chunk.index:05d}.wav"
+    storage.put_bytes(key, encode_wav(chunk.samples))
+    return StoredChunk(chunk.index, chunk.start, chunk.end, key, chunk.windows)
+
+
+def _record_plan(session: Session, job: Job, stored: list[StoredChunk]) -> None:
+    job.duration_s = stored[-1].end if stored else 0.0
+    job.chunks_total = len(stored)
+    for chunk in stored:
+        session.add(
+            Chunk(
+                job_id=job.id,
+                index=chunk.index,
+                start_s=chunk.start,
+                end_s=chunk.end,
+                audio_key=chunk.audio_key,
+                windows=[[w.start, w.end] for w in chunk.windows],
+            )
+        )
+    session.flush()
+    _enqueue_unfinished(session, job)
+
+
+def _enqueue_unfinished(session: Session, job: Job) -> None:
+    pending = session.scalars(
+        select(Chunk.index).where(Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE)
+    ).all()
+    for index in pending:
+        enqueue(session, TRANSCRIBE, str(job.id), str(index))
+    if not pending:
+        enqueue(session, FINALIZE, str(job.id))
+
+
+# --- transcribe ----------------------------------------------------------------------------------------
+
+
+def transcribe(job_id: uuid.UUID, index: int) -> None:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        chunk = session.get(Chunk, (job_id, index))
+        if job is None or chunk is None or JobStatus(job.status).is_final:
+            return
+        if chunk.status == ChunkStatus.DONE:
+            _finalize_if_complete(session, job.id, job.chunks_done, job.chunks_total)
+            return
+        work = (chunk.audio_key, chunk.start_s, _windows(chunk), job.language, job.context)
+    audio_key, chunk_start, windows, language, context = work
+    samples = decode_wav(get_storage().get_bytes(audio_key))
+    segments = _run_engine(samples, chunk_start, windows, language, context)
+    with session_scope() as session:
+        _record_chunk(session, job_id, index, segments)
+
+
+def _windows(chunk: Chunk) -> tuple[Window, ...]:
+    return tuple(Window(start, end) for start, end in chunk.windows)
+
+
+def _run_engine(
+    samples: np.ndarray, chunk_start: float, windows: tuple[Window, ...], language: str, context: str | None
+) -> list[dict]:
+    items = [samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in windows]
+    forced = None if language == "auto" else language
+    results = get_engine().transcribe(items, language=forced, context=context)
+    return window_segments(chunk_start, windows, results)
+
+
+def _record_chunk(session: Session, job_id: uuid.UUID, index: int, segments: list[dict]) -> None:
+    """Mark the chunk done and count it, once: a redelivered task finds it done and changes nothing."""
+    marked = session.execute(
+        update(Chunk)
+        .where(Chunk.job_id == job_id, Chunk.index == index, Chunk.status != ChunkStatus.DONE)
+        .values(status=ChunkStatus.DONE, segments=segments, updated_at=utcnow())
+    )
+    if marked.rowcount != 1:  # type: ignore[attr-defined]
+        return
+    done, total = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(chunks_done=Job.chunks_done + 1, updated_at=utcnow())
+        .returning(Job.chunks_done, Job.chunks_total)
+    ).one()
+    _finalize_if_complete(session, job_id, done, total)
+
+
+def _finalize_if_complete(session: Session, job_id: uuid.UUID, done: int, total: int | None) -> None:
+    if total is not None and done >= total:
+        enqueue(session, FINALIZE, str(job_id))
+
+
+# --- finalize and failure ------------------------------------------------------------------------------
+
+
+def finalize(job_id: uuid.UUID) -> None:
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is None:
+            return
+        chunks = session.scalars(select(Chunk).where(Chunk.job_id == job_id).order_by(Chunk.index)).all()
+        if any(chunk.status != ChunkStatus.DONE for chunk in chunks):
+            return  # a late duplicate of finalize; the last chunk enqueues it again
+        segments = merge_segments(chunk.segments or [] for chunk in chunks)
+        job.segments = segments
+        job.text = join_text(segments)
+        job.languages = detected_languages(segments)
+        job.status = JobStatus.COMPLETED
+        job.finished_at = utcnow()
+    get_storage().delete_prefix(f"{job_prefix(job_id)}chunks/")
+
+
+def fail(job_id: uuid.UUID, code: str, message: str) -> None:
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is None:
+            return
+        log.info("job %s failed: %s: %s", job_id, code, message)
+        job.status = JobStatus.FAILED
+        job.error_code, job.error_message = code, message[:2000]
+        job.finished_at = utcnow()
+
+
+def _lock_active_job(session: Session, job_id: uuid.UUID) -> Job | None:
+    """The job, row-locked, unless it is gone or already final."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or JobStatus(job.status).is_final:
+        return None
+    return job
