@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 AUDIO ?= ../shared/speech/en/OSR_us_000_0034_8k.wav
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns about every configured index directory that lacks a package; those lines say nothing useful.
+PIP_FILTER := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: setup demo serve test lint bench migrate clean
 
@@ -12,9 +16,9 @@ setup: $(VENV)/.installed
 # another package pull it in would fetch the multi-gigabyte CUDA wheels.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip $(PIP_FILTER)
+	$(BIN)/pip install --quiet torch==2.13.0 $(PIP_FILTER)
+	$(BIN)/pip install --quiet -e '.[dev]' $(PIP_FILTER)
 	touch $@
 
 demo: setup

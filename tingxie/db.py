@@ -16,12 +16,24 @@ from tingxie.settings import get_settings
 _PENDING = "tingxie.after_commit"
 
 
-@lru_cache
+_engines: dict[str, Engine] = {}
+
+
 def get_engine(url: str | None = None) -> Engine:
+    """One engine (and pool) per URL per process."""
     url = url or get_settings().resolved_database_url
-    if url.startswith("sqlite"):
-        return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True)
+    if url not in _engines:
+        _engines[url] = (
+            _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
+        )
+    return _engines[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (process shutdown, or settings changed under a test)."""
+    get_sessionmaker.cache_clear()
+    while _engines:
+        _engines.popitem()[1].dispose()
 
 
 def _sqlite_engine(url: str) -> Engine:

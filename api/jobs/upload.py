@@ -5,14 +5,18 @@ the size limit is enforced while bytes arrive, and nothing but one storage part 
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartCallbacks, MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tingxie.errors import InvalidRequest, PayloadTooLarge
 from tingxie.storage import ObjectWriter
+
+if TYPE_CHECKING:  # defined for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 64 * 1024  # language, webhook_url, context: text fields, never audio
 FILE_FIELD = "file"
@@ -41,7 +45,7 @@ class _Events:
         self._headers: dict[bytes, bytes] = {}
         self._field = self._value = b""
 
-    def callbacks(self) -> MultipartCallbacks:
+    def callbacks(self) -> "MultipartCallbacks":
         return {
             "on_part_begin": self._headers.clear,
             "on_header_field": lambda data, start, end: self._append("_field", data[start:end]),

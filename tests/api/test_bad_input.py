@@ -1,0 +1,79 @@
+"""Bad input ends as a clear 4xx or a `failed` job with a code: never a 500, never a stuck job."""
+
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import MAX_UPLOAD_BYTES
+from tests.helpers import OSR, submit, wait_for
+
+
+def _error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+
+
+def test_text_file_named_mp3_fails_with_invalid_audio(client: httpx.Client, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp3"
+    fake.write_text("these are meeting notes, not a recording\n" * 50)
+    response = submit(client, fake)
+    assert response.status_code == 202
+    job = wait_for(client, response.json()["id"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_audio"
+    _error(client.get(f"/v1/jobs/{job['id']}/transcript"), 409, "transcript_not_ready")
+
+
+def test_empty_file_is_refused(client: httpx.Client, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    _error(submit(client, empty), 422, "empty_file")
+
+
+def test_upload_over_the_size_limit_is_refused_while_streaming(client: httpx.Client) -> None:
+    def body() -> object:
+        block = b"\0" * (1024 * 1024)
+        yield from (block for _ in range(MAX_UPLOAD_BYTES // len(block) + 2))
+
+    # No Content-Length (chunked): the limit is enforced on the bytes as they arrive.
+    boundary = "tingxieboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def stream() -> object:
+        yield head
+        yield from body()  # type: ignore[misc]
+        yield tail
+
+    response = client.post(
+        "/v1/jobs", content=stream(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    _error(response, 413, "payload_too_large")
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading(client: httpx.Client) -> None:
+    big = b"\0" * (MAX_UPLOAD_BYTES + 1024 * 1024)
+    _error(client.post("/v1/jobs", files={"file": ("big.wav", big)}), 413, "payload_too_large")
+
+
+def test_missing_file_part_and_wrong_body(client: httpx.Client) -> None:
+    _error(
+        client.post("/v1/jobs", data={"language": "en"}, files={"other": ("x", b"1")}), 422, "missing_file"
+    )
+    _error(client.post("/v1/jobs", json={"file": "x"}), 422, "invalid_body")
+
+
+def test_unknown_language_lists_the_valid_ones(client: httpx.Client) -> None:
+    response = submit(client, OSR, language="klingon")
+    _error(response, 422, "invalid_language")
+    assert "en" in response.json()["error"]["message"]
+
+
+def test_unknown_job_is_a_json_404(client: httpx.Client) -> None:
+    _error(client.get("/v1/jobs/00000000-0000-0000-0000-000000000000"), 404, "not_found")
+    _error(client.get("/v1/jobs/not-a-uuid"), 422, "invalid_request")
+    _error(client.get("/v1/nothing-here"), 404, "not_found")

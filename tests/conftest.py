@@ -1,0 +1,213 @@
+"""Real services for the suite: a fresh Postgres database (migrated once), Redis, an S3-protocol server
+(moto_server on a free loopback port) and, for end-to-end tests, the API and a Celery worker as real
+processes. The test process itself is configured like one more worker of the same deployment."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from tingxie import migrate
+from tingxie.db import dispose_engines
+from tingxie.queue import get_celery
+from tingxie.settings import get_settings
+from tingxie.storage import get_storage
+from worker.engines.registry import get_engine as get_speech_engine
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_HOST = "redis://127.0.0.1:6379"
+PLATFORM_REDIS_DB = 15
+IDLE_REDIS_DB = 14  # a broker no worker consumes: tests inspect what was enqueued
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clear_caches() -> None:
+    dispose_engines()
+    for cached in (get_settings, get_storage, get_celery, get_speech_engine):
+        cached.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"tingxie_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    migrate.upgrade(url)
+    yield url
+    dispose_engines()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    for db in (PLATFORM_REDIS_DB, IDLE_REDIS_DB):
+        redis.Redis.from_url(f"{REDIS_HOST}/{db}").flushdb()
+    return f"{REDIS_HOST}/{PLATFORM_REDIS_DB}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    _wait_until(lambda: httpx.get(endpoint).status_code < 500, what="moto_server")
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def service_env(
+    postgres_url: str, redis_url: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """TINGXIE_ settings for the deployment on real services, also applied to this test process."""
+    env = {
+        "TINGXIE_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "TINGXIE_DATABASE_URL": postgres_url,
+        "TINGXIE_BROKER_URL": redis_url,
+        "TINGXIE_S3_ENDPOINT_URL": s3_endpoint,
+        "TINGXIE_S3_BUCKET": "tingxie-test",
+        "TINGXIE_S3_ACCESS_KEY": "testing",
+        "TINGXIE_S3_SECRET_KEY": "testing",
+        "TINGXIE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
+        "TINGXIE_CHUNK_SECONDS": "12",
+        "TINGXIE_WINDOW_SECONDS": "6",
+    }
+    os.environ.update(env)
+    clear_caches()
+    return env
+
+
+def _wait_until(ready: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():  # type: ignore[operator]
+                return
+        except (httpx.TransportError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start within {timeout} s")
+
+
+class Platform:
+    """The API and one Celery worker (both queues) as real processes with the given settings."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | env
+        self.log_dir = log_dir
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> "Platform":
+        subprocess.run([sys.executable, "-m", "tingxie.cli", "migrate"], env=self.env, check=True)
+        self._spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+        )
+        self._spawn(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        _wait_until(self._healthy, what="the API")
+        return self
+
+    def _healthy(self) -> bool:
+        if any(child.poll() is not None for child in self.children):
+            self.stop()
+            raise RuntimeError("a platform process exited during start-up")
+        return httpx.get(f"{self.url}/healthz").status_code == 200
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        with (self.log_dir / f"{name}.log").open("wb") as log:
+            self.children.append(
+                subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.terminate()
+        for child in self.children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for log in sorted(self.log_dir.glob("*.log")):
+            sys.stderr.write(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-3000:]}\n")
+
+
+@pytest.fixture(scope="session")
+def platform(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    running = Platform(service_env, tmp_path_factory.mktemp("logs")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """No service URLs at all: SQLite, a local storage directory and the SQLite broker."""
+    data_dir = tmp_path_factory.mktemp("embedded")
+    env = {"TINGXIE_DATA_DIR": str(data_dir), "TINGXIE_CHUNK_SECONDS": "12", "TINGXIE_WINDOW_SECONDS": "6"}
+    running = Platform(env, tmp_path_factory.mktemp("embedded-logs")).start()
+    yield running
+    running.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def client(platform: Platform) -> Iterator[httpx.Client]:
+    with platform.client() as http:
+        yield http
