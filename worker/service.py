@@ -7,7 +7,7 @@ so a redelivered task changes nothing."""
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
 from worker.audio.decode import SAMPLE_RATE, check_duration, decode
-from worker.audio.plan import PlannedChunk, Window, fixed_chunks
+from worker.audio.plan import ChunkPlanner, PlannedChunk, Window
 from worker.audio.wavio import decode_wav, encode_wav
 from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
@@ -46,11 +46,11 @@ def prepare(job_id: uuid.UUID) -> None:
     source_key = _start_processing(job_id)
     if source_key is None:
         return
-    stored = _plan_and_store(job_id, source_key, get_storage())
+    plan = _plan_and_store(job_id, source_key, get_storage())
     with session_scope() as session:
         job = _lock_active_job(session, job_id)
         if job is not None and job.chunks_total is None:
-            _record_plan(session, job, stored)
+            _record_plan(session, job, plan)
 
 
 def _start_processing(job_id: uuid.UUID) -> str | None:
@@ -67,19 +67,31 @@ def _start_processing(job_id: uuid.UUID) -> str | None:
         return job.source_key
 
 
-def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> list[StoredChunk]:
+@dataclass(frozen=True)
+class Plan:
+    duration: float
+    chunks: list[StoredChunk]
+
+
+def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Plan:
+    """Decode, detect speech and cut chunks in one streaming pass; each chunk is stored as it is cut, so
+    memory holds one chunk of samples whatever the length of the recording."""
     settings = get_settings()
+    planner = ChunkPlanner(settings.chunk_seconds, settings.window_seconds)
+    stored: list[StoredChunk] = []
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"
         storage.download(source_key, path)
         check_duration(path, settings.max_duration_seconds)
-        blocks = decode(path, settings.max_duration_seconds)
-        chunks = fixed_chunks(blocks, settings.chunk_seconds, settings.window_seconds)
-        return [_store_chunk(job_id, chunk, storage) for chunk in _audible(chunks)]
+        for block in decode(path, settings.max_duration_seconds):
+            stored += _store_audible(job_id, planner.feed(block), storage)
+        stored += _store_audible(job_id, planner.finish(), storage)
+    return Plan(duration=planner.total_samples / SAMPLE_RATE, chunks=stored)
 
 
-def _audible(chunks: Iterator[PlannedChunk]) -> Iterator[PlannedChunk]:
-    return (chunk for chunk in chunks if chunk.windows)
+def _store_audible(job_id: uuid.UUID, chunks: Iterable[PlannedChunk], storage: Storage) -> list[StoredChunk]:
+    """Chunks with speech are stored; silence-only chunks never reach the engine."""
+    return [_store_chunk(job_id, chunk, storage) for chunk in chunks if chunk.windows]
 
 
 def _store_chunk(job_id: uuid.UUID, chunk: PlannedChunk, storage: Storage) -> StoredChunk:
@@ -88,10 +100,10 @@ def _store_chunk(job_id: uuid.UUID, chunk: PlannedChunk, storage: Storage) -> St
     return StoredChunk(chunk.index, chunk.start, chunk.end, key, chunk.windows)
 
 
-def _record_plan(session: Session, job: Job, stored: list[StoredChunk]) -> None:
-    job.duration_s = stored[-1].end if stored else 0.0
-    job.chunks_total = len(stored)
-    for chunk in stored:
+def _record_plan(session: Session, job: Job, plan: Plan) -> None:
+    job.duration_s = plan.duration
+    job.chunks_total = len(plan.chunks)
+    for chunk in plan.chunks:
         session.add(
             Chunk(
                 job_id=job.id,
