@@ -41,9 +41,7 @@ def _auth_required(session: Session, settings: Settings) -> bool:
     return bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
 
 
-def _current_key(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> uuid.UUID | None:
+def _current_key(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> uuid.UUID | None:
     """The caller's key id; None is the single local user of an unauthenticated loopback install.
     Uses its own short transaction, so none is held open while an upload streams."""
     with session_scope() as session:
@@ -56,9 +54,7 @@ def _resolve_key(session: Session, settings: Settings, authorization: str | None
             raise Unauthorized("missing 'Authorization: Bearer <key>' header")
         return None
     scheme, _, secret = authorization.partition(" ")
-    key = session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(secret.strip()), ApiKey.revoked_at.is_(None))
-    )
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret.strip()), ApiKey.revoked_at.is_(None)))
     if scheme.lower() != "bearer" or key is None:
         raise Unauthorized("unknown or revoked API key")
     return key.id

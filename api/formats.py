@@ -23,9 +23,7 @@ def _cue_time(segment: dict[str, Any], separator: str) -> str:
 
 
 def to_srt(segments: Sequence[dict[str, Any]]) -> str:
-    return "".join(
-        f"{number}\n{_cue_time(s, ',')}\n{s['text']}\n\n" for number, s in enumerate(segments, start=1)
-    )
+    return "".join(f"{number}\n{_cue_time(s, ',')}\n{s['text']}\n\n" for number, s in enumerate(segments, start=1))
 
 
 def to_vtt(segments: Sequence[dict[str, Any]]) -> str:

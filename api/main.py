@@ -8,9 +8,10 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
-from api.deps import SessionDep, StorageDep
+from api.deps import SessionDep, SettingsDep, StorageDep
 from api.errors import error_response, install_error_handlers
 from api.jobs.endpoints import router as jobs_router
+from tingxie.languages import SUPPORTED_CODES
 from tingxie.queue import get_celery
 
 
@@ -21,6 +22,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs_router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
+    app.add_api_route("/v1/engines", engines, methods=["GET"], tags=["engines"])
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     return app
 
@@ -44,6 +46,21 @@ def readyz(session: SessionDep, storage: StorageDep) -> object:
     if all(value == "ok" for value in checks.values()):
         return {"status": "ok", "checks": checks}
     return error_response(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"))
+
+
+def engines(settings: SettingsDep) -> dict[str, object]:
+    """The engine the workers of this deployment load (they share these settings), and its languages."""
+    languages = ["en"] if settings.engine == "pocketsphinx" else sorted(SUPPORTED_CODES)
+    return {
+        "engine": settings.engine,
+        "model": settings.model_path or ("en-us (bundled)" if settings.engine == "pocketsphinx" else None),
+        "device": settings.device,
+        "dtype": settings.dtype,
+        "batch_size": settings.batch_size,
+        "chunk_seconds": settings.chunk_seconds,
+        "window_seconds": settings.window_seconds,
+        "languages": ["auto", *languages],
+    }
 
 
 @cache

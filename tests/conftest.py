@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import redis
 
+from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
 from tingxie import migrate
 from tingxie.db import dispose_engines
 from tingxie.queue import get_celery
@@ -165,9 +166,7 @@ class Platform:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         with (self.log_dir / f"{name}.log").open("wb") as log:
-            self.children.append(
-                subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-            )
+            self.children.append(subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
     @property
     def url(self) -> str:
@@ -211,3 +210,28 @@ def embedded_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plat
 def client(platform: Platform) -> Iterator[httpx.Client]:
     with platform.client() as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_asr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Qwen3-ASR checkpoint on disk, loaded like real weights."""
+    return build_tiny_qwen3_asr(tmp_path_factory.mktemp("qwen3-asr"))
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Whisper checkpoint on disk, loaded like real weights."""
+    return build_tiny_whisper(tmp_path_factory.mktemp("whisper"))
+
+
+@pytest.fixture
+def idle_broker(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """This process as a worker whose broker no worker consumes: the test runs each step itself and can
+    count what was enqueued."""
+    monkeypatch.setenv("TINGXIE_BROKER_URL", f"{REDIS_HOST}/{IDLE_REDIS_DB}")
+    clear_caches()
+    broker = redis.Redis.from_url(f"{REDIS_HOST}/{IDLE_REDIS_DB}")
+    broker.flushdb()
+    yield broker
+    monkeypatch.undo()
+    clear_caches()

@@ -3,12 +3,19 @@
 import csv
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jiwer
+from sqlalchemy import select
+
+from tingxie.db import session_scope
+from tingxie.models import Chunk, Job
+from tingxie.storage import get_storage
+from worker import service
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "speech"
 OSR = SPEECH / "en" / "OSR_us_000_0034_8k.wav"
@@ -27,9 +34,7 @@ def manifest() -> dict[str, Clip]:
     with (SPEECH / "manifest.tsv").open(encoding="utf-8") as handle:
         rows = csv.DictReader(handle, delimiter="\t")
         return {
-            row["file"]: Clip(
-                SPEECH / row["file"], row["language"], float(row["duration_s"]), row["reference_text"]
-            )
+            row["file"]: Clip(SPEECH / row["file"], row["language"], float(row["duration_s"]), row["reference_text"])
             for row in rows
         }
 
@@ -55,3 +60,39 @@ def wait_for(client: httpx.Client, job_id: str, timeout: float = 180) -> dict[st
             return job
         time.sleep(0.25)
     raise AssertionError(f"job {job_id} did not finish within {timeout} s: {job}")
+
+
+def stored_job(source: Path, language: str = "auto", context: str | None = None) -> uuid.UUID:
+    """A queued job whose source is in storage, as the API leaves it, for tests that run the worker steps."""
+    job_id = uuid.uuid4()
+    key = f"jobs/{job_id}/source"
+    get_storage().put_bytes(key, source.read_bytes())
+    with session_scope() as session:
+        session.add(
+            Job(
+                id=job_id,
+                source_key=key,
+                source_filename=source.name,
+                source_bytes=source.stat().st_size,
+                language=language,
+                context=context,
+            )
+        )
+    return job_id
+
+
+def job_and_chunks(job_id: uuid.UUID) -> tuple[Job, list[Chunk]]:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        chunks = session.scalars(select(Chunk).where(Chunk.job_id == job_id).order_by(Chunk.index)).all()
+        assert job is not None
+        return job, list(chunks)
+
+
+def run_worker_steps(job_id: uuid.UUID) -> tuple[Job, list[Chunk]]:
+    """prepare -> transcribe every chunk -> finalize, in this process, as the Celery tasks would."""
+    service.prepare(job_id)
+    for chunk in job_and_chunks(job_id)[1]:
+        service.transcribe(job_id, chunk.index)
+    service.finalize(job_id)
+    return job_and_chunks(job_id)

@@ -23,9 +23,7 @@ def get_engine(url: str | None = None) -> Engine:
     """One engine (and pool) per URL per process."""
     url = url or get_settings().resolved_database_url
     if url not in _engines:
-        _engines[url] = (
-            _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
-        )
+        _engines[url] = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
     return _engines[url]
 
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineName = Literal["pocketsphinx", "qwen3-asr", "whisper"]
@@ -34,11 +34,11 @@ class Settings(BaseSettings):
     model_path: str | None = None
     device: str = "auto"  # "auto" picks cuda when available
     dtype: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
-    batch_size: int = 8
+    batch_size: int = Field(8, ge=1)  # windows per generate call; halved on CUDA out-of-memory
 
     # Audio pipeline.
-    chunk_seconds: float = 300.0  # queue chunk: unit of parallelism and retry
-    window_seconds: float = 30.0  # model window: unit of batching
+    chunk_seconds: float = Field(300.0, ge=1)  # queue chunk: unit of parallelism and retry
+    window_seconds: float = Field(30.0, ge=1, le=30)  # model window, unit of batching: engines take <= 30 s
     max_upload_bytes: int = 4 * GIB
     max_duration_seconds: float = 12 * HOUR
 

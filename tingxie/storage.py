@@ -195,9 +195,7 @@ class _S3Writer:
         self._buffer.clear()
         if self._upload_id is not None:
             with storage_errors("abort an upload"):
-                self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-                )
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
 
 
 def build_storage(settings: Settings) -> Storage:

@@ -1,10 +1,14 @@
 """Turning engine output into a job's transcript: absolute times, time order, one text."""
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from worker.audio.plan import Window, to_absolute
 from worker.engines.base import Segment, Transcription
+
+# C0/C1 control characters (NUL above all, which Postgres cannot store) are never part of a transcript.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # Scripts written without spaces between words: their segments are joined without a separator.
 UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "km"})
@@ -18,8 +22,12 @@ def window_segments(
         _segment_dict(chunk_start, window, segment)
         for window, result in zip(windows, results, strict=True)
         for segment in result.segments
-        if segment.text.strip()
+        if clean_text(segment.text)
     ]
+
+
+def clean_text(text: str) -> str:
+    return " ".join(_CONTROL.sub("", text).split())
 
 
 def _segment_dict(chunk_start: float, window: Window, segment: Segment) -> dict[str, Any]:
@@ -28,7 +36,7 @@ def _segment_dict(chunk_start: float, window: Window, segment: Segment) -> dict[
         "start": round(to_absolute(chunk_start, window.start, segment.start), 3),
         "end": round(to_absolute(chunk_start, window.start, end), 3),
         "language": segment.language,
-        "text": segment.text.strip(),
+        "text": clean_text(segment.text),
     }
 
 

@@ -119,9 +119,7 @@ def _record_plan(session: Session, job: Job, plan: Plan) -> None:
 
 
 def _enqueue_unfinished(session: Session, job: Job) -> None:
-    pending = session.scalars(
-        select(Chunk.index).where(Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE)
-    ).all()
+    pending = session.scalars(select(Chunk.index).where(Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE)).all()
     for index in pending:
         enqueue(session, TRANSCRIBE, str(job.id), str(index))
     if not pending:

@@ -38,7 +38,7 @@ async def submit_job(
         request, lambda: storage.writer(service.source_key(job_id)), settings.max_upload_bytes
     )
     try:
-        job_request = _job_request(upload.fields, idempotency_key)
+        job_request = _job_request(upload.fields, idempotency_key, settings.engine)
         if not upload.stored:
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
         if upload.size == 0:
@@ -60,9 +60,9 @@ def _create(key: uuid.UUID | None, job_id: uuid.UUID, request: service.JobReques
         return service.create_job(session, key, job_id, request, upload.filename, upload.size)
 
 
-def _job_request(fields: dict[str, str], idempotency_key: str | None) -> service.JobRequest:
+def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: str) -> service.JobRequest:
     return service.JobRequest(
-        language=service.validate_language(fields.get("language", "auto")),
+        language=service.validate_language(fields.get("language", "auto"), engine),
         context=fields.get("context") or None,
         webhook_url=fields.get("webhook_url") or None,
         idempotency_key=idempotency_key,
@@ -71,9 +71,7 @@ def _job_request(fields: dict[str, str], idempotency_key: str | None) -> service
 
 def _accepted(job: Job) -> JSONResponse:
     body = JobOut.of(job)
-    return JSONResponse(
-        body.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{body.id}"}
-    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{body.id}"})
 
 
 @router.get("", response_model=JobList)
@@ -109,9 +107,7 @@ def get_transcript(
         )
     segments = job.segments or []
     if format == "json":
-        return JSONResponse(
-            {"id": str(job.id), "text": job.text, "languages": job.languages, "segments": segments}
-        )
+        return JSONResponse({"id": str(job.id), "text": job.text, "languages": job.languages, "segments": segments})
     render = {"txt": formats.to_txt, "srt": formats.to_srt, "vtt": formats.to_vtt}[format]
     media = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}[format]
     return PlainTextResponse(render(segments), media_type=media)

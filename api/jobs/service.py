@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tingxie.errors import Conflict, InvalidRequest, NotFound
-from tingxie.languages import SUPPORTED_CODES, is_supported
+from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
 from tingxie.models import Job, utcnow
 from tingxie.queue import PREPARE, enqueue
 from tingxie.states import JobStatus
@@ -28,12 +28,20 @@ def source_key(job_id: uuid.UUID) -> str:
     return f"{job_prefix(job_id)}source"
 
 
-def validate_language(language: str) -> str:
+def validate_language(language: str, engine: str) -> str:
     language = language.strip() or "auto"
-    if language != "auto" and not is_supported(language):
-        valid = ", ".join(("auto", *SUPPORTED_CODES))
+    if language == "auto":
+        return language
+    if not is_supported(language):
+        valid = ", ".join(("auto", *sorted(SUPPORTED_CODES)))
         raise InvalidRequest(f"unknown language {language!r}; valid values: {valid}", code="invalid_language")
-    return language
+    code = normalize_code(language)
+    if engine == "pocketsphinx" and code != "en":
+        raise InvalidRequest(
+            f"the {engine} engine transcribes English only; use language 'auto' or 'en'",
+            code="unsupported_language",
+        )
+    return code
 
 
 def create_job(
@@ -89,8 +97,7 @@ def list_jobs(
     if after is not None:
         cursor = get_job(session, key_id, after)
         query = query.where(
-            (Job.created_at < cursor.created_at)
-            | ((Job.created_at == cursor.created_at) & (Job.id < cursor.id))
+            (Job.created_at < cursor.created_at) | ((Job.created_at == cursor.created_at) & (Job.id < cursor.id))
         )
     query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(min(limit, MAX_PAGE))
     return list(session.scalars(query))

@@ -61,9 +61,7 @@ def test_declared_length_over_the_limit_is_refused_before_reading(client: httpx.
 
 
 def test_missing_file_part_and_wrong_body(client: httpx.Client) -> None:
-    _error(
-        client.post("/v1/jobs", data={"language": "en"}, files={"other": ("x", b"1")}), 422, "missing_file"
-    )
+    _error(client.post("/v1/jobs", data={"language": "en"}, files={"other": ("x", b"1")}), 422, "missing_file")
     _error(client.post("/v1/jobs", json={"file": "x"}), 422, "invalid_body")
 
 

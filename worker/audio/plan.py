@@ -174,9 +174,7 @@ class ChunkPlanner:
         return PlannedChunk(self._index, self._offset_frames * FRAME_SECONDS, samples, windows)
 
 
-def plan_chunks(
-    blocks: Iterable[np.ndarray], chunk_seconds: float, window_seconds: float
-) -> Iterator[PlannedChunk]:
+def plan_chunks(blocks: Iterable[np.ndarray], chunk_seconds: float, window_seconds: float) -> Iterator[PlannedChunk]:
     planner = ChunkPlanner(chunk_seconds, window_seconds)
     for block in blocks:
         yield from planner.feed(block)

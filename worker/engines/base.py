@@ -1,4 +1,6 @@
-"""The engine interface and its result types."""
+"""The interface every speech-recognition engine implements."""
+
+from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -6,13 +8,17 @@ from typing import Protocol
 
 import numpy as np
 
+SAMPLE_RATE = 16_000
+WINDOW_SECONDS = 30
+WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class Segment:
-    start: float  # seconds from the start of the audio item given to the engine
+    start: float  # seconds, relative to the start of the audio item given to the engine
     end: float
     text: str
-    language: str | None  # API language code ("en", "zh", "yue", ...); None when unknown
+    language: str | None  # API language code ("en", "zh", "yue", ...), None when unknown
 
 
 @dataclass(frozen=True)
@@ -23,21 +29,36 @@ class Transcription:
 
 
 class Engine(Protocol):
-    name: str  # "pocketsphinx" | "qwen3-asr" | "whisper"
+    name: str  # "qwen3-asr" | "whisper" | "pocketsphinx"
     model: str  # model path or id
-    device: str  # "cpu", "cuda", ...
+    device: str  # "cpu" | "cuda" ...
 
     def transcribe(
-        self, audio: Sequence[np.ndarray], language: str | None = None, context: str | None = None
-    ) -> list[Transcription]:
-        """One Transcription per item, in order. `language` None means detect it."""
-        ...
+        self,
+        audio: Sequence[np.ndarray],
+        language: str | None = None,
+        context: str | None = None,
+    ) -> list[Transcription]: ...
 
 
-def whole_item_transcription(text: str, language: str | None, n_samples: int, rate: int) -> Transcription:
-    """For engines without timestamps: one segment spanning the item, none when nothing was said."""
+def duration(audio: np.ndarray) -> float:
+    """Length of a 16 kHz item in seconds."""
+    return len(audio) / SAMPLE_RATE
+
+
+def whole_item(audio: np.ndarray, text: str, language: str | None) -> Transcription:
+    """A transcription without timestamps: one segment spanning the item, none when empty."""
     text = text.strip()
-    if not text:
-        return Transcription(language=language, text="", segments=())
-    segment = Segment(start=0.0, end=n_samples / rate, text=text, language=language)
-    return Transcription(language=language, text=text, segments=(segment,))
+    segments = (Segment(0.0, duration(audio), text, language),) if text else ()
+    return Transcription(language=language, text=text, segments=segments)
+
+
+def as_windows(audio: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Validate engine input: 1-D float32 items of at most one model window each."""
+    windows = [np.asarray(item, dtype=np.float32) for item in audio]
+    for index, window in enumerate(windows):
+        if window.ndim != 1:
+            raise ValueError(f"audio item {index} is not mono: shape {window.shape}")
+        if len(window) > WINDOW_SAMPLES:
+            raise ValueError(f"audio item {index} is {duration(window):.2f} s, over {WINDOW_SECONDS} s")
+    return windows

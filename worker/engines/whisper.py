@@ -1,0 +1,147 @@
+"""Whisper checkpoints through transformers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import BatchFeature, WhisperForConditionalGeneration, WhisperProcessor
+
+from tingxie.languages import from_whisper_code, normalize_code, to_whisper_code
+from worker.engines.base import SAMPLE_RATE, Transcription, as_windows, whole_item
+from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, resolve_dtype
+
+Components = tuple[WhisperForConditionalGeneration, WhisperProcessor]
+
+DEFAULT_BUDGET = TokenBudget(per_second=8.0, margin=8, cap=440)
+# <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>
+DECODER_PREFIX_TOKENS = 4
+
+
+class WhisperEngine:
+    name = "whisper"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str = "cpu",
+        dtype: torch.dtype | str | None = None,
+        batch_size: int = 8,
+        *,
+        budget: TokenBudget = DEFAULT_BUDGET,
+        components: Components | None = None,
+    ) -> None:
+        self.model = str(model_path)
+        self.device = device
+        self.dtype = resolve_dtype(dtype, device)
+        self.budget = budget
+        self.hf_model, self.processor = components or _load(model_path, device, self.dtype)
+        self._batcher = AdaptiveBatcher(batch_size)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batcher.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batcher = AdaptiveBatcher(value)
+
+    @property
+    def multilingual(self) -> bool:
+        config = self.hf_model.generation_config
+        return bool(getattr(config, "is_multilingual", hasattr(config, "lang_to_id")))
+
+    def transcribe(
+        self,
+        audio: Sequence[np.ndarray],
+        language: str | None = None,
+        context: str | None = None,
+    ) -> list[Transcription]:
+        windows = as_windows(audio)
+        forced = self._forced_code(language)
+        results = self._batcher.map(windows, lambda batch: self._run(batch, forced, context))
+        reported = normalize_code(language) if language else None
+        return [
+            whole_item(window, text, reported or from_whisper_code(code))
+            for window, (text, code) in zip(windows, results, strict=True)
+        ]
+
+    def _forced_code(self, language: str | None) -> str | None:
+        if language is None:
+            return None
+        code = to_whisper_code(language)
+        if not self.multilingual and code != "en":
+            raise ValueError(f"{self.model} is English-only and cannot transcribe {language!r}")
+        return code
+
+    @torch.inference_mode()
+    def _run(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> list[tuple[str, str]]:
+        features = self._features(batch)
+        codes = self._languages(features, forced)
+        prompt_ids = self._prompt_ids(context)
+        budgets = [self._budget(len(window), prompt_ids) for window in batch]
+        tokens = self.hf_model.generate(
+            features["input_features"],
+            attention_mask=features["attention_mask"],
+            **self._language_args(codes),
+            **self._generation_args(max(budgets), prompt_ids),
+        )
+        texts = [self._text(row[:budget]) for row, budget in zip(tokens, budgets, strict=True)]
+        return list(zip(texts, codes, strict=True))
+
+    def _text(self, tokens: torch.Tensor) -> str:
+        return self.processor.decode(tokens, skip_special_tokens=True)
+
+    def _features(self, batch: Sequence[np.ndarray]) -> BatchFeature:
+        features = self.processor.feature_extractor(
+            list(batch), sampling_rate=SAMPLE_RATE, return_tensors="pt", return_attention_mask=True
+        ).to(self.device)
+        features["input_features"] = features["input_features"].to(self.dtype)
+        return features
+
+    def _languages(self, features: BatchFeature, forced: str | None) -> list[str]:
+        count = len(features["input_features"])
+        if forced is not None:
+            return [forced] * count
+        if not self.multilingual:
+            return ["en"] * count
+        detected = self.hf_model.detect_language(features["input_features"])
+        return [token.strip("<|>") for token in self.processor.tokenizer.convert_ids_to_tokens(detected.tolist())]
+
+    def _language_args(self, codes: list[str]) -> dict[str, Any]:
+        if not self.multilingual:
+            return {}
+        return {"language": codes, "task": "transcribe"}
+
+    def _prompt_ids(self, context: str | None) -> torch.Tensor | None:
+        if not context or not context.strip():
+            return None
+        ids = self.processor.get_prompt_ids(context, return_tensors="pt")
+        # Whisper allows half of the decoder context for the prompt; keep its most recent part.
+        room = self.hf_model.config.max_target_positions // 2 - 1
+        return torch.cat([ids[:1], ids[1:][-(room - 1) :]]).to(self.device)
+
+    def _budget(self, samples: int, prompt_ids: torch.Tensor | None) -> int:
+        prompt = 0 if prompt_ids is None else len(prompt_ids)
+        room = self.hf_model.config.max_target_positions - DECODER_PREFIX_TOKENS - prompt
+        return min(self.budget.for_samples(samples), room)
+
+    def _generation_args(self, max_new_tokens: int, prompt_ids: torch.Tensor | None) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "do_sample": False,
+            "num_beams": 1,
+            "max_new_tokens": max_new_tokens,
+            "return_timestamps": False,
+        }
+        if prompt_ids is not None:
+            args["prompt_ids"] = prompt_ids
+        return args
+
+
+def _load(model_path: str | Path, device: str, dtype: torch.dtype) -> Components:
+    processor = WhisperProcessor.from_pretrained(model_path, local_files_only=True)
+    model = WhisperForConditionalGeneration.from_pretrained(model_path, dtype=dtype, local_files_only=True)
+    return model.to(device).eval(), processor  # type: ignore[arg-type]  # transformers types .to() for dtypes only
