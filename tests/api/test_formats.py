@@ -1,0 +1,39 @@
+"""Transcript renderings, checked on a real transcription and on exact timestamps."""
+
+import httpx
+
+from api import formats
+from tests.helpers import OSR, submit, wait_for
+
+SEGMENTS = [
+    {"start": 0.5, "end": 2.25, "language": "zh", "text": "你好"},
+    {"start": 3661.0, "end": 3662.999, "language": "en", "text": "hello there"},
+]
+
+
+def test_txt_has_one_tagged_line_per_segment() -> None:
+    assert formats.to_txt(SEGMENTS) == "[zh] 你好\n[en] hello there\n"
+
+
+def test_srt_numbers_cues_with_comma_milliseconds() -> None:
+    assert formats.to_srt(SEGMENTS) == (
+        "1\n00:00:00,500 --> 00:00:02,250\n你好\n\n2\n01:01:01,000 --> 01:01:02,999\nhello there\n\n"
+    )
+
+
+def test_vtt_has_header_and_dot_milliseconds() -> None:
+    assert formats.to_vtt(SEGMENTS) == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:02.250\n你好\n\n01:01:01.000 --> 01:01:02.999\nhello there\n\n"
+    )
+
+
+def test_every_format_over_http(client: httpx.Client) -> None:
+    job = wait_for(client, submit(client, OSR).json()["id"])
+    cues = len(job["segments"])
+    srt = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "srt"})
+    assert srt.headers["content-type"].startswith("application/x-subrip")
+    assert srt.text.count(" --> ") == cues and srt.text.startswith("1\n")
+    vtt = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "vtt"})
+    assert vtt.text.startswith("WEBVTT\n\n") and vtt.text.count(" --> ") == cues
+    bad = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "docx"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"

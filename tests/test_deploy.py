@@ -1,0 +1,41 @@
+"""compose.yaml is checked statically (no container engine here): the services the design names exist,
+every TINGXIE_ variable it sets is a real setting, and each worker consumes the queue its tasks go to."""
+
+from pathlib import Path
+
+import yaml
+
+from tingxie.queue import CPU_QUEUE, GPU_QUEUE
+from tingxie.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def test_compose_has_the_platform_services() -> None:
+    services = _compose()["services"]
+    assert {"api", "worker-gpu", "worker-cpu", "redis", "postgres", "minio", "flower", "migrations"} <= set(services)
+    gpu = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+
+
+def test_compose_settings_are_real_settings() -> None:
+    known = {f"TINGXIE_{name.upper()}" for name in Settings.model_fields}
+    for name, service in _compose()["services"].items():
+        unknown = {key for key in service.get("environment", {}) if key.startswith("TINGXIE_")} - known
+        assert not unknown, f"{name} sets unknown settings {unknown}"
+
+
+def test_workers_consume_the_queues_their_tasks_use() -> None:
+    services = _compose()["services"]
+    assert services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("-Q") + 1] == GPU_QUEUE
+    assert services["worker-cpu"]["command"][services["worker-cpu"]["command"].index("-Q") + 1] == CPU_QUEUE
+
+
+def test_dockerfile_copies_every_package() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for package in ("tingxie", "api", "worker", "migrations"):
+        assert f"COPY {package} ./{package}" in dockerfile
