@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from api import formats
@@ -46,7 +47,14 @@ async def submit_job(
     except TingxieError:
         storage.delete_prefix(service.source_key(job_id))
         raise
-    job = await run_in_threadpool(_create, key, job_id, job_request, upload)
+    try:
+        job = await run_in_threadpool(_create, key, job_id, job_request, upload)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
+        storage.delete_prefix(service.source_key(job_id))
+        job = await run_in_threadpool(_find_idempotent, key, idempotency_key)
+        if job is None:
+            raise
     return _accepted(job)
 
 
