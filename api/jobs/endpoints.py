@@ -52,9 +52,10 @@ async def submit_job(
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: answer with its job.
         storage.delete_prefix(service.source_key(job_id))
-        job = await run_in_threadpool(_find_idempotent, key, idempotency_key)
-        if job is None:
+        winner = await run_in_threadpool(_find_idempotent, key, idempotency_key)
+        if winner is None:
             raise
+        return _accepted(winner)
     return _accepted(job)
 
 
