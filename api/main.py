@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
+from api.compat import router as compat_router
 from api.deps import SessionDep, SettingsDep, StorageDep
 from api.errors import error_response, install_error_handlers
 from api.jobs.endpoints import router as jobs_router
@@ -20,6 +21,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="tingxie", version="0.1.0", summary="Self-hosted speech transcription")
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(compat_router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/v1/engines", engines, methods=["GET"], tags=["engines"])

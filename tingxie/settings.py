@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     auth_required: bool | None = None  # None: only on a non-loopback bind or once keys exist
+    sync_wait_seconds: float = 600.0  # how long the synchronous compatibility routes wait for a job
 
     # Webhooks.
     webhook_secret: SecretStr = SecretStr("whsec_dGluZ3hpZS1kZXZlbG9wbWVudC1zZWNyZXQ=")

@@ -5,16 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
 from api import formats
 from api.deps import CurrentKey, SessionDep, SettingsDep, StorageDep
-from api.jobs import service
+from api.jobs import intake, service
 from api.jobs.schemas import JobList, JobOut
-from api.jobs.upload import Upload, receive_upload
-from tingxie.db import session_scope
-from tingxie.errors import Conflict, InvalidRequest, TingxieError
+from tingxie.errors import Conflict
 from tingxie.models import Job
 from tingxie.states import JobStatus
 
@@ -29,53 +25,9 @@ async def submit_job(
     key: CurrentKey,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Multipart `file` (+ `language`, `context`, `webhook_url`). No transaction stays open while the
-    upload streams: the job row is written in its own short transaction once the audio is stored."""
-    existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
-    if existing is not None:
-        return _accepted(existing)
-    job_id = uuid.uuid4()
-    upload = await receive_upload(
-        request, lambda: storage.writer(service.source_key(job_id)), settings.max_upload_bytes
-    )
-    try:
-        job_request = _job_request(upload.fields, idempotency_key, settings.engine)
-        if not upload.stored:
-            raise InvalidRequest("the form has no 'file' part", code="missing_file")
-        if upload.size == 0:
-            raise InvalidRequest("the uploaded file is empty", code="empty_file")
-    except TingxieError:
-        storage.delete_prefix(service.source_key(job_id))
-        raise
-    try:
-        job = await run_in_threadpool(_create, key, job_id, job_request, upload)
-    except IntegrityError:
-        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
-        storage.delete_prefix(service.source_key(job_id))
-        winner = await run_in_threadpool(_find_idempotent, key, idempotency_key)
-        if winner is None:
-            raise
-        return _accepted(winner)
+    """Multipart `file` (+ `language`, `context`, `webhook_url`); optional `Idempotency-Key` header."""
+    job, _ = await intake.accept_multipart(request, settings, storage, key, idempotency_key)
     return _accepted(job)
-
-
-def _find_idempotent(key: uuid.UUID | None, idempotency_key: str | None) -> Job | None:
-    with session_scope() as session:
-        return service.find_idempotent(session, key, idempotency_key)
-
-
-def _create(key: uuid.UUID | None, job_id: uuid.UUID, request: service.JobRequest, upload: Upload) -> Job:
-    with session_scope() as session:
-        return service.create_job(session, key, job_id, request, upload.filename, upload.size)
-
-
-def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: str) -> service.JobRequest:
-    return service.JobRequest(
-        language=service.validate_language(fields.get("language", "auto"), engine),
-        context=fields.get("context") or None,
-        webhook_url=fields.get("webhook_url") or None,
-        idempotency_key=idempotency_key,
-    )
 
 
 def _accepted(job: Job) -> JSONResponse:

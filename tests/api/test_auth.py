@@ -16,6 +16,7 @@ from tests.helpers import OSR
 from tingxie.db import session_scope
 from tingxie.models import ApiKey, utcnow
 
+
 @pytest.fixture
 def key_secrets() -> tuple[str, str]:
     return f"tx_alice_{secrets.token_hex(8)}", f"tx_bob_{secrets.token_hex(8)}"

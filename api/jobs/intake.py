@@ -1,0 +1,122 @@
+"""Turning a request into a stored source and a queued job, shared by the v1, seed and OpenAI routes.
+
+No transaction stays open while an upload streams: the audio goes to storage first, then the job row is
+written in its own short transaction, and the prepare task is enqueued after that commit."""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api.jobs import service
+from api.jobs.upload import receive_upload
+from tingxie.db import session_scope
+from tingxie.errors import InvalidRequest, PayloadTooLarge, TingxieError
+from tingxie.models import Job
+from tingxie.settings import Settings
+from tingxie.storage import Storage
+
+
+async def accept_multipart(
+    request: Request,
+    settings: Settings,
+    storage: Storage,
+    key: uuid.UUID | None,
+    idempotency_key: str | None = None,
+    field_aliases: dict[str, str] | None = None,
+) -> tuple[Job, dict[str, str]]:
+    """Stream the `file` part to storage and queue a job; returns the job and the form's text fields."""
+    existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
+    if existing is not None:
+        return existing, {}
+    job_id = uuid.uuid4()
+    source = service.source_key(job_id)
+    upload = await receive_upload(request, lambda: storage.writer(source), settings.max_upload_bytes)
+    fields = {(field_aliases or {}).get(name, name): value for name, value in upload.fields.items()}
+    with _discard_on_error(storage, source):
+        if not upload.stored:
+            raise InvalidRequest("the form has no 'file' part", code="missing_file")
+        job_request = _job_request(fields, idempotency_key, settings.engine)
+        _check_size(upload.size, settings)
+    return await _create_or_join(storage, key, job_id, job_request, upload.filename, upload.size), fields
+
+
+async def accept_bytes(
+    data: bytes,
+    filename: str | None,
+    fields: dict[str, str],
+    settings: Settings,
+    storage: Storage,
+    key: uuid.UUID | None,
+) -> Job:
+    """A source that arrived whole (base64 in JSON): store it and queue a job."""
+    job_request = _job_request(fields, None, settings.engine)
+    _check_size(len(data), settings)
+    job_id = uuid.uuid4()
+    await run_in_threadpool(storage.put_bytes, service.source_key(job_id), data)
+    return await _create_or_join(storage, key, job_id, job_request, filename, len(data))
+
+
+def _check_size(size: int, settings: Settings) -> None:
+    if size == 0:
+        raise InvalidRequest("the uploaded file is empty", code="empty_file")
+    if size > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"the upload is larger than the limit of {settings.max_upload_bytes} bytes")
+
+
+@contextmanager
+def _discard_on_error(storage: Storage, key: str) -> Iterator[None]:
+    """Delete the stored source if the request turns out to be invalid after it was streamed."""
+    try:
+        yield
+    except TingxieError:
+        storage.delete_prefix(key)
+        raise
+
+
+def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: str) -> service.JobRequest:
+    return service.JobRequest(
+        language=service.validate_language(fields.get("language", "auto"), engine),
+        context=fields.get("context") or None,
+        webhook_url=fields.get("webhook_url") or None,
+        idempotency_key=idempotency_key,
+    )
+
+
+async def _create_or_join(
+    storage: Storage,
+    key: uuid.UUID | None,
+    job_id: uuid.UUID,
+    request: service.JobRequest,
+    filename: str | None,
+    size: int,
+) -> Job:
+    try:
+        return await run_in_threadpool(_create, key, job_id, request, filename, size)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer with its job.
+        storage.delete_prefix(service.source_key(job_id))
+        winner = await run_in_threadpool(_find_idempotent, key, request.idempotency_key)
+        if winner is None:
+            raise
+        return winner
+
+
+def _find_idempotent(key: uuid.UUID | None, idempotency_key: str | None) -> Job | None:
+    with session_scope() as session:
+        return service.find_idempotent(session, key, idempotency_key)
+
+
+def _create(
+    key: uuid.UUID | None, job_id: uuid.UUID, request: service.JobRequest, filename: str | None, size: int
+) -> Job:
+    with session_scope() as session:
+        return service.create_job(session, key, job_id, request, filename, size)
+
+
+def load_job(key: uuid.UUID | None, job_id: uuid.UUID) -> Job:
+    with session_scope() as session:
+        return service.get_job(session, key, job_id)
