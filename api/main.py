@@ -12,6 +12,7 @@ from api.compat import router as compat_router
 from api.deps import SessionDep, SettingsDep, StorageDep
 from api.errors import error_response, install_error_handlers
 from api.jobs.endpoints import router as jobs_router
+from api.metrics import metrics
 from tingxie.languages import SUPPORTED_CODES
 from tingxie.queue import get_celery
 
@@ -25,6 +26,7 @@ def create_app() -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/v1/engines", engines, methods=["GET"], tags=["engines"])
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     return app
 

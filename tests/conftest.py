@@ -3,6 +3,7 @@
 processes. The test process itself is configured like one more worker of the same deployment."""
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -27,8 +28,8 @@ from worker.engines.registry import get_engine as get_speech_engine
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
-PLATFORM_REDIS_DB = 15
-IDLE_REDIS_DB = 14  # a broker no worker consumes: tests inspect what was enqueued
+# Redis databases of their own per test session, so two sessions on one machine never share queues.
+PLATFORM_REDIS_DB, IDLE_REDIS_DB = random.sample(range(1, 16), 2)  # the idle one: no worker consumes it
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 BIN = Path(sys.executable).parent
 

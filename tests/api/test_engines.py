@@ -2,7 +2,7 @@
 
 import httpx
 
-from tests.helpers import OSR, submit
+from tests.helpers import OSR, submit, wait_for
 
 
 def test_engines_reports_the_configured_engine(client: httpx.Client) -> None:
@@ -16,3 +16,15 @@ def test_a_language_the_engine_cannot_transcribe_is_refused(client: httpx.Client
     response = submit(client, OSR, language="zh")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "unsupported_language"
+
+
+def test_health_readiness_and_metrics(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+    wait_for(client, submit(client, OSR).json()["id"])
+    text = client.get("/metrics").text
+    completed = next(line for line in text.splitlines() if line.startswith('tingxie_jobs{status="completed"}'))
+    assert float(completed.split()[-1]) >= 1
+    assert "tingxie_audio_seconds" in text
+    assert "<form" in client.get("/").text
