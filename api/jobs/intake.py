@@ -78,6 +78,9 @@ def _discard_on_error(storage: Storage, key: str) -> Iterator[None]:
 
 
 def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: str) -> service.JobRequest:
+    if fields.get("webhook_url"):
+        # Refused rather than stored and never called: poll GET /v1/jobs/{id} until delivery exists.
+        raise InvalidRequest("webhook delivery is not available in this version", code="webhooks_unavailable")
     return service.JobRequest(
         language=service.validate_language(fields.get("language", "auto"), engine),
         context=fields.get("context") or None,

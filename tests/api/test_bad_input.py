@@ -75,3 +75,7 @@ def test_unknown_job_is_a_json_404(client: httpx.Client) -> None:
     _error(client.get("/v1/jobs/00000000-0000-0000-0000-000000000000"), 404, "not_found")
     _error(client.get("/v1/jobs/not-a-uuid"), 422, "invalid_request")
     _error(client.get("/v1/nothing-here"), 404, "not_found")
+
+
+def test_webhook_url_is_refused_until_delivery_exists(client: httpx.Client) -> None:
+    _error(submit(client, OSR, webhook_url="https://example.org/hook"), 422, "webhooks_unavailable")
