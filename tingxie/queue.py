@@ -36,6 +36,7 @@ def create_celery(settings: Settings) -> Celery:
         task_routes={name: {"queue": queue} for name, queue in QUEUE_OF.items()},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        beat_schedule={"reconcile": {"task": RECONCILE, "schedule": settings.reconcile_every_seconds}},
     )
     if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
         # Only for Redis: the sqla transport would pass these to create_engine.

@@ -36,7 +36,8 @@ def _api_command(host: str, port: int) -> list[str]:
 
 
 def _worker_command() -> list[str]:
-    # One process consuming both queues; a GPU deployment runs separate cpu and gpu workers instead.
+    # One process consuming both queues, with the reconciler's schedule (-B) embedded; a GPU deployment
+    # runs separate cpu and gpu workers and one beat instead.
     return [
         sys.executable,
         "-m",
@@ -58,6 +59,7 @@ def _worker_command() -> list[str]:
 def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
     """API + worker as children; both are terminated on exit, whatever happens."""
     settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade()
     child_env = {**os.environ, **(env or {})}
     children = [

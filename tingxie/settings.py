@@ -55,6 +55,9 @@ class Settings(BaseSettings):
 
     # Queue. Longer than the slowest chunk, or Redis redelivers a task that is still running.
     visibility_timeout_seconds: int = 6 * 3600
+    # A queued or processing job with no progress for this long has its next step enqueued again.
+    reconcile_after_seconds: int = 6 * 3600 + 600
+    reconcile_every_seconds: float = 300.0
 
     @property
     def resolved_database_url(self) -> str:

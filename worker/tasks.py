@@ -12,7 +12,8 @@ from celery import Task
 from sqlalchemy.exc import OperationalError
 
 from tingxie.errors import JobFailure, StorageError
-from tingxie.queue import FINALIZE, PREPARE, TRANSCRIBE, get_celery
+from tingxie.queue import FINALIZE, PREPARE, RECONCILE, TRANSCRIBE, get_celery
+from worker import reconcile as reconciler
 from worker import service
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,8 @@ def transcribe(self: Task, job_id: str, index: str) -> None:
 @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES)
 def finalize(self: Task, job_id: str) -> None:
     _run(self, job_id, service.finalize)
+
+
+@app.task(name=RECONCILE)
+def reconcile() -> int:
+    return reconciler.reconcile()
