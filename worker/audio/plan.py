@@ -62,7 +62,8 @@ def speech_mask(probs: np.ndarray) -> np.ndarray:
 
 def runs(mask: np.ndarray, value: bool = True) -> list[tuple[int, int]]:
     """[start, end) frame ranges where `mask == value`."""
-    padded = np.concatenate(([not value], mask == value, [not value])).astype(np.int8)
+    inside = (mask == value).astype(np.int8)
+    padded = np.concatenate(([0], inside, [0]))  # a run never extends past either end
     edges = np.flatnonzero(np.diff(padded))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
@@ -103,6 +104,8 @@ def plan_windows(mask: np.ndarray, probs: np.ndarray, max_frames: int) -> list[t
             cut = choose_cut(mask, probs, start + max_frames // 2, start + max_frames)
             windows.append((start, cut))
             start = cut
+        if not mask[start:end].any():
+            continue  # a split left only padding: nothing for the engine to hear
         if windows and end - windows[-1][0] <= max_frames and _gap(windows[-1], start) < max_frames:
             windows[-1] = (windows[-1][0], end)  # same window as the previous region
         else:
