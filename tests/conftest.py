@@ -3,7 +3,6 @@
 processes. The test process itself is configured like one more worker of the same deployment."""
 
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -28,8 +27,23 @@ from worker.engines.registry import get_engine as get_speech_engine
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
-# Redis databases of their own per test session, so two sessions on one machine never share queues.
-PLATFORM_REDIS_DB, IDLE_REDIS_DB = random.sample(range(1, 16), 2)  # the idle one: no worker consumes it
+CLAIM_KEY = "tingxie:test-session"
+
+
+def _claim_redis_databases(count: int) -> list[int]:
+    """Redis databases of this test session's own (claimed with SET NX), so two sessions on one machine
+    never consume each other's messages. Claims expire on their own if a session dies."""
+    claimed = []
+    for db in range(1, 16):
+        if redis.Redis.from_url(f"{REDIS_HOST}/{db}").set(CLAIM_KEY, os.getpid(), nx=True, ex=4 * 3600):
+            claimed.append(db)
+            if len(claimed) == count:
+                return claimed
+    raise RuntimeError("no free Redis database for this test session")
+
+
+# The platform's broker; an idle one that no worker consumes; one for a second platform with other limits.
+PLATFORM_REDIS_DB, IDLE_REDIS_DB, SPARE_REDIS_DB = _claim_redis_databases(3)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 BIN = Path(sys.executable).parent
 
@@ -60,10 +74,18 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    for db in (PLATFORM_REDIS_DB, IDLE_REDIS_DB):
-        redis.Redis.from_url(f"{REDIS_HOST}/{db}").flushdb()
-    return f"{REDIS_HOST}/{PLATFORM_REDIS_DB}"
+def redis_url() -> Iterator[str]:
+    for db in (PLATFORM_REDIS_DB, IDLE_REDIS_DB, SPARE_REDIS_DB):
+        _flush_keeping_claim(db)
+    yield f"{REDIS_HOST}/{PLATFORM_REDIS_DB}"
+    for db in (PLATFORM_REDIS_DB, IDLE_REDIS_DB, SPARE_REDIS_DB):
+        redis.Redis.from_url(f"{REDIS_HOST}/{db}").flushdb()  # also releases the claim
+
+
+def _flush_keeping_claim(db: int) -> None:
+    client = redis.Redis.from_url(f"{REDIS_HOST}/{db}")
+    client.flushdb()
+    client.set(CLAIM_KEY, os.getpid(), ex=4 * 3600)
 
 
 @pytest.fixture(scope="session")
@@ -231,8 +253,7 @@ def idle_broker(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) ->
     count what was enqueued."""
     monkeypatch.setenv("TINGXIE_BROKER_URL", f"{REDIS_HOST}/{IDLE_REDIS_DB}")
     clear_caches()
-    broker = redis.Redis.from_url(f"{REDIS_HOST}/{IDLE_REDIS_DB}")
-    broker.flushdb()
-    yield broker
+    _flush_keeping_claim(IDLE_REDIS_DB)
+    yield redis.Redis.from_url(f"{REDIS_HOST}/{IDLE_REDIS_DB}")
     monkeypatch.undo()
     clear_caches()

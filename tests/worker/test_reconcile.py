@@ -27,7 +27,7 @@ def test_stalled_jobs_get_their_next_step_again(idle_broker: redis.Redis) -> Non
     for chunk in chunks[1:]:
         service.transcribe(lost_chunk, chunk.index)
     fresh = stored_job(OSR)
-    idle_broker.flushdb()
+    idle_broker.delete("cpu", "gpu")
     for job_id in (lost_prepare, lost_chunk):
         _age(job_id, stale)
 
@@ -42,6 +42,6 @@ def test_stalled_jobs_get_their_next_step_again(idle_broker: redis.Redis) -> Non
     with session_scope() as session:  # once every chunk is done, the missing step is finalize
         session.execute(update(Chunk).where(Chunk.job_id == lost_chunk).values(status="done", segments=[]))
     _age(lost_chunk, stale)
-    idle_broker.flushdb()
+    idle_broker.delete("cpu", "gpu")
     assert reconcile() == 1
     assert idle_broker.llen("cpu") == 1 and idle_broker.llen("gpu") == 0

@@ -53,7 +53,9 @@ def decode(path: Path, max_seconds: float) -> Iterator[np.ndarray]:
     lie about (or omit) their duration."""
     with _open(path) as container:
         stream = _audio_stream(container)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        # Planar float at 16 kHz in the source's own layout; channels are averaged below. FFmpeg's own
+        # downmix adds channels at -3 dB, which lifts identical stereo channels by 3 dB and clips loud audio.
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=SAMPLE_RATE)
         limit = int(max_seconds * SAMPLE_RATE)
         seen = 0
         for frame in _frames(container, stream):
@@ -76,6 +78,6 @@ def _frames(
 
 def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
     for out in resampler.resample(frame):
-        samples = out.to_ndarray().reshape(-1)
-        if samples.size:
-            yield samples.astype(np.float32, copy=False)
+        channels = out.to_ndarray()  # (channels, samples)
+        if channels.size:
+            yield channels.mean(axis=0, dtype=np.float32) if len(channels) > 1 else channels[0]
