@@ -6,12 +6,14 @@ the position of every clip, so planner tests know where speech truly is."""
 
 from __future__ import annotations
 
+import io
 import wave
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
+from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 import av
 import numpy as np
@@ -21,6 +23,8 @@ VIDEO_SIZE = 64
 VIDEO_FPS = 10
 TRIM_DB = 35.0  # clip edges this far below the clip's peak count as silence
 TRIM_FRAME = 320  # 20 ms energy frames for trimming
+
+Destination: TypeAlias = Path | BinaryIO | io.RawIOBase  # a path, or a file object PyAV writes to
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,9 @@ class Format:
 FORMATS: tuple[Format, ...] = (
     Format("wav_s16_16k_mono", "wav", "wav", "pcm_s16le", 16_000, "mono", "s16"),
     Format("wav_s16_44k_stereo", "wav", "wav", "pcm_s16le", 44_100, "stereo", "s16"),
-    Format("wav_s24_48k_stereo", "wav", "wav", "pcm_s24le", 48_000, "stereo", "s32"),
-    Format("wav_s32_22k_mono", "wav", "wav", "pcm_s32le", 22_050, "mono", "s32"),
-    Format("wav_f32_32k_stereo", "wav", "wav", "pcm_f32le", 32_000, "stereo", "flt"),
+    Format("wav_s24_48k_mono", "wav", "wav", "pcm_s24le", 48_000, "mono", "s32"),
+    Format("wav_s32_32k_mono", "wav", "wav", "pcm_s32le", 32_000, "mono", "s32"),
+    Format("wav_f32_22k_stereo", "wav", "wav", "pcm_f32le", 22_050, "stereo", "flt"),
     Format("flac_44k_stereo", "flac", "flac", "flac", 44_100, "stereo", "s16"),
     Format("mp3_44k_stereo", "mp3", "mp3", "libmp3lame", 44_100, "stereo", "s16p"),
     Format("aac_48k_stereo", "m4a", "ipod", "aac", 48_000, "stereo", "fltp"),
@@ -61,9 +65,23 @@ FORMATS: tuple[Format, ...] = (
 _CODEC_OPTIONS = {"vorbis": {"strict": "experimental"}}
 
 
-def vorbis_encoder() -> str:
-    """libvorbis where the PyAV build has it, else FFmpeg's native encoder."""
-    return "libvorbis" if "libvorbis" in av.codecs_available else "vorbis"
+def has_encoder(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+    except (ValueError, av.error.FFmpegError):
+        return False
+    return True
+
+
+def buildable(fmt: Format) -> Format:
+    """`fmt` with an encoder this PyAV build has: libvorbis, else FFmpeg's own Vorbis encoder, else Opus
+    stands in for Vorbis in the Ogg file."""
+    if fmt.codec != "vorbis":
+        return fmt
+    for encoder in ("libvorbis", "vorbis"):
+        if has_encoder(encoder):
+            return replace(fmt, codec=encoder)
+    return replace(fmt, codec="libopus", rate=48_000, sample_fmt="flt")
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -133,11 +151,12 @@ def transcode(
     """Re-encode the first audio stream of `src_path`; `video` adds a tiny picture track."""
     with av.open(str(src_path)) as source:
         frames = _resampled(source.decode(audio=0), sample_fmt, layout, rate)
-        return encode(dst_path, frames, container, codec, rate, layout, sample_fmt, video)
+        encode(dst_path, frames, container, codec, rate, layout, sample_fmt, video)
+    return dst_path
 
 
 def encode_samples(
-    dst: Path | BinaryIO,
+    dst: Destination,
     blocks: Iterable[np.ndarray],
     container: str,
     codec: str,
@@ -145,14 +164,14 @@ def encode_samples(
     layout: str = "mono",
     sample_fmt: str = "s16",
     muxer_options: dict[str, str] | None = None,
-) -> Path | BinaryIO:
+) -> None:
     """Encode 16 kHz mono float32 blocks as they come, so hours of audio never sit in memory."""
     frames = _resampled((_frame(block) for block in blocks), sample_fmt, layout, rate)
-    return encode(dst, frames, container, codec, rate, layout, sample_fmt, muxer_options=muxer_options)
+    encode(dst, frames, container, codec, rate, layout, sample_fmt, muxer_options=muxer_options)
 
 
 def encode(
-    dst: Path | BinaryIO,
+    dst: Destination,
     frames: Iterable[av.AudioFrame],
     container: str,
     codec: str,
@@ -161,23 +180,22 @@ def encode(
     sample_fmt: str,
     video: str | None = None,
     muxer_options: dict[str, str] | None = None,
-) -> Path | BinaryIO:
+) -> None:
     """Mux already-resampled audio frames (and, with `video`, grey pictures alongside) into `dst`."""
     target = str(dst) if isinstance(dst, Path) else dst
     with av.open(target, "w", format=container, options=muxer_options or {}) as out:
         options = _CODEC_OPTIONS.get(codec)
         audio = out.add_stream(codec, rate=rate, options=options, layout=layout, format=sample_fmt)
+        assert isinstance(audio, av.audio.stream.AudioStream)
         pictures = _video_stream(out, video) if video else None
         shown = 0
         for frame in frames:
             if pictures is not None:
-                shown = _show_until(out, pictures, shown, frame.pts / rate)
+                shown = _show_until(out, pictures, shown, (frame.pts or 0) / rate)
             out.mux(audio.encode(frame))
         out.mux(audio.encode(None))
         if pictures is not None:
-            _show_until(out, pictures, shown, shown / VIDEO_FPS)
             out.mux(pictures.encode(None))
-    return dst
 
 
 def video_only(dst: Path, seconds: float, codec: str = "libx264", container: str = "mp4") -> Path:
@@ -193,12 +211,9 @@ def make_formats(src_path: Path, directory: Path) -> dict[str, Path]:
     """`src_path` in every format of FORMATS, written under `directory`, by format name."""
     directory.mkdir(parents=True, exist_ok=True)
     made = {}
-    for fmt in FORMATS:
-        codec = vorbis_encoder() if fmt.codec == "vorbis" else fmt.codec
-        dst = directory / fmt.filename
-        made[fmt.name] = transcode(
-            src_path, dst, fmt.container, codec, fmt.rate, fmt.layout, fmt.sample_fmt, fmt.video
-        )
+    for fmt in map(buildable, FORMATS):
+        parameters = (fmt.container, fmt.codec, fmt.rate, fmt.layout, fmt.sample_fmt, fmt.video)
+        made[fmt.name] = transcode(src_path, directory / fmt.filename, *parameters)
     return made
 
 
@@ -214,7 +229,7 @@ def _resampled(
     """Frames converted to the encoder's format with continuous timestamps in samples."""
     resampler = av.AudioResampler(format=sample_fmt, layout=layout, rate=rate)
     written = 0
-    for frame in _with_flush(iter(frames)):
+    for frame in chain(frames, [None]):
         if frame is not None:
             frame.pts = None
         for out in resampler.resample(frame):
@@ -223,13 +238,9 @@ def _resampled(
             yield out
 
 
-def _with_flush(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
-    yield from frames
-    yield None
-
-
 def _video_stream(out: av.container.OutputContainer, codec: str) -> av.video.stream.VideoStream:
     stream = out.add_stream(codec, rate=VIDEO_FPS)
+    assert isinstance(stream, av.video.stream.VideoStream)
     stream.width = stream.height = VIDEO_SIZE
     stream.pix_fmt = "yuv420p"
     return stream
