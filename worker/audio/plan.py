@@ -22,6 +22,7 @@ MIN_SPEECH_FRAMES = 4  # 128 ms: shorter blips are clicks, not words
 MIN_GAP_FRAMES = 6  # 192 ms: shorter dips are within a phrase
 PAD_FRAMES = 6  # 192 ms of context kept around speech, so onsets and endings are not clipped
 MIN_CUT_FRACTION = 0.5  # a chunk is cut no earlier than half its maximum length
+SLAB_SAMPLES = 4 * SAMPLE_RATE  # decoded audio is run through the VAD 4 s at a time
 
 
 @dataclass(frozen=True)
@@ -142,19 +143,39 @@ class ChunkPlanner:
         self._probs: list[np.ndarray] = []
         self._offset_frames = 0
         self._index = 0
+        self._held_frames = 0  # VAD frames held in _probs
+        self._incoming: list[np.ndarray] = []  # decoded blocks not yet through the VAD
+        self._incoming_samples = 0
         self.total_samples = 0
 
     def feed(self, block: np.ndarray) -> Iterator[PlannedChunk]:
+        """Decoders hand over frames of ~1,000 samples; they are gathered into slabs of a few seconds
+        so that the VAD runs on many frames per call."""
         self.total_samples += len(block)
-        self._samples.append(block)
-        self._probs.append(self._vad.feed(block))
-        while sum(len(p) for p in self._probs) > self._chunk_frames:
-            yield self._cut(final=False)
+        self._incoming.append(block)
+        self._incoming_samples += len(block)
+        if self._incoming_samples >= SLAB_SAMPLES:
+            yield from self._absorb()
 
     def finish(self) -> Iterator[PlannedChunk]:
-        self._probs.append(self._vad.flush())
+        yield from self._absorb()
+        self._append_probs(self._vad.flush())
         if self.total_samples > self._offset_frames * FRAME_SAMPLES:
             yield self._cut(final=True)
+
+    def _absorb(self) -> Iterator[PlannedChunk]:
+        if not self._incoming:
+            return
+        slab = np.concatenate(self._incoming)
+        self._incoming, self._incoming_samples = [], 0
+        self._samples.append(slab)
+        self._append_probs(self._vad.feed(slab))
+        while self._held_frames > self._chunk_frames:
+            yield self._cut(final=False)
+
+    def _append_probs(self, probs: np.ndarray) -> None:
+        self._probs.append(probs)
+        self._held_frames += len(probs)
 
     def _cut(self, final: bool) -> PlannedChunk:
         samples, probs = np.concatenate(self._samples), np.concatenate(self._probs)
@@ -163,6 +184,7 @@ class ChunkPlanner:
         cut = len(probs) if final else choose_cut(mask, probs, lo, self._chunk_frames)
         head = samples[: cut * FRAME_SAMPLES]
         self._samples, self._probs = [samples[cut * FRAME_SAMPLES :]], [probs[cut:]]
+        self._held_frames = len(probs) - cut
         chunk = self._chunk(head, mask[:cut], probs[:cut])
         self._offset_frames += cut
         self._index += 1
