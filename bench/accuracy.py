@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from tests.audio_fixtures import SAMPLE_RATE, concatenate_with_pauses, write_wav
-from tests.helpers import Clip, manifest, wer
+from tests.corpus import Clip, manifest
+from tests.helpers import wer
 from tingxie.settings import Settings
 from worker.audio.decode import decode
 from worker.audio.plan import plan_chunks

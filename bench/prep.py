@@ -54,7 +54,7 @@ def recording_blocks(seconds: float) -> Iterator:
     import numpy as np
 
     from tests.audio_fixtures import SAMPLE_RATE, load_16k
-    from tests.helpers import manifest
+    from tests.corpus import manifest
 
     clips = [load_16k(clip.path) for clip in manifest().values()]
     remaining = int(seconds * SAMPLE_RATE)

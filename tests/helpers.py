@@ -1,10 +1,8 @@
 """Shared test helpers: real speech from ../shared/speech, WER, and a client that waits for jobs."""
 
-import csv
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +15,7 @@ from tingxie.models import Chunk, Job
 from tingxie.storage import get_storage
 from worker import service
 
-SPEECH = Path(__file__).resolve().parents[2] / "shared" / "speech"
-OSR = SPEECH / "en" / "OSR_us_000_0034_8k.wav"
 FINAL = ("completed", "failed", "canceled")
-
-
-@dataclass(frozen=True)
-class Clip:
-    path: Path
-    language: str
-    duration: float
-    reference: str
-
-
-def manifest() -> dict[str, Clip]:
-    with (SPEECH / "manifest.tsv").open(encoding="utf-8") as handle:
-        rows = csv.DictReader(handle, delimiter="\t")
-        return {
-            row["file"]: Clip(SPEECH / row["file"], row["language"], float(row["duration_s"]), row["reference_text"])
-            for row in rows
-        }
 
 
 def normalize(text: str) -> str:

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from tests.conftest import Platform
-from tests.helpers import OSR, manifest, submit, wait_for, wer
+from tests.corpus import OSR, manifest
+from tests.helpers import submit, wait_for, wer
 
 MAX_WER = 0.40
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from api.deps import hash_key
 from api.main import create_app
-from tests.helpers import OSR
+from tests.corpus import OSR
 from tingxie.db import session_scope
 from tingxie.models import ApiKey, utcnow
 

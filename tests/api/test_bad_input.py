@@ -5,7 +5,8 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import MAX_UPLOAD_BYTES
-from tests.helpers import OSR, submit, wait_for
+from tests.corpus import OSR
+from tests.helpers import submit, wait_for
 
 
 def _error(response: httpx.Response, status: int, code: str) -> None:

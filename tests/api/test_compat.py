@@ -4,7 +4,8 @@ import base64
 
 import httpx
 
-from tests.helpers import OSR, manifest, wer
+from tests.corpus import OSR, manifest
+from tests.helpers import wer
 
 
 def test_seed_route_returns_text_and_language(client: httpx.Client) -> None:

@@ -2,7 +2,8 @@
 
 import httpx
 
-from tests.helpers import OSR, submit, wait_for
+from tests.corpus import OSR
+from tests.helpers import submit, wait_for
 
 
 def test_engines_reports_the_configured_engine(client: httpx.Client) -> None:

@@ -3,7 +3,8 @@
 import httpx
 
 from api import formats
-from tests.helpers import OSR, submit, wait_for
+from tests.corpus import OSR
+from tests.helpers import submit, wait_for
 
 SEGMENTS = [
     {"start": 0.5, "end": 2.25, "language": "zh", "text": "你好"},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.helpers import SPEECH
+from tests.corpus import SPEECH
 
 SPEECH_DIR = SPEECH
 SAMPLE_RATE = 16_000

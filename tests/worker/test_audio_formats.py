@@ -15,7 +15,8 @@ import pytest
 
 from tests.audio_fixtures import FORMATS, Format, concatenate_with_pauses, load_16k, make_formats, write_wav
 from tests.conftest import MAX_UPLOAD_BYTES, Platform
-from tests.helpers import Clip, manifest, submit, wait_for, wer
+from tests.corpus import Clip, manifest
+from tests.helpers import submit, wait_for, wer
 from worker.audio.decode import SAMPLE_RATE, declared_duration, decode
 
 # Pocketsphinx turns a word or two differently on any re-sampled copy; over ~150 words that stays within

@@ -15,7 +15,8 @@ import pytest
 
 from tests.audio_fixtures import SAMPLE_RATE, encode_samples, load_16k, video_only, write_wav
 from tests.conftest import REDIS_HOST, SPARE_REDIS_DB, Platform
-from tests.helpers import OSR, submit, wait_for
+from tests.corpus import OSR
+from tests.helpers import submit, wait_for
 from tingxie.errors import JobFailure
 from worker.audio.decode import check_duration, declared_duration, decode
 

@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from tests.conftest import clear_caches
-from tests.helpers import SPEECH, run_worker_steps, stored_job
+from tests.corpus import SPEECH
+from tests.helpers import run_worker_steps, stored_job
 from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text
 

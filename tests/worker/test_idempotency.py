@@ -5,7 +5,8 @@ worker consumes, so the test controls every delivery and can count what was enqu
 
 import redis
 
-from tests.helpers import OSR, job_and_chunks, stored_job
+from tests.corpus import OSR
+from tests.helpers import job_and_chunks, stored_job
 from worker import service
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tests.audio_fixtures import SAMPLE_RATE, concatenate_with_pauses
-from tests.helpers import SPEECH
+from tests.corpus import SPEECH
 from worker.audio.plan import PlannedChunk, plan_chunks, plan_windows, runs, speech_mask
 
 # Clips with no long pause of their own and no noise before or after the speech, so that the inserted

@@ -5,7 +5,8 @@ from datetime import timedelta
 import redis
 from sqlalchemy import update
 
-from tests.helpers import OSR, job_and_chunks, stored_job
+from tests.corpus import OSR
+from tests.helpers import job_and_chunks, stored_job
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.settings import get_settings

@@ -3,6 +3,7 @@
 Memory stays bounded: frames are resampled and handed on as they are decoded, never collected whole.
 PyAV's errors are translated into `JobFailure` codes that the API reports."""
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import numpy as np
 from tingxie.errors import JobFailure
 
 SAMPLE_RATE = 16_000  # every engine takes 16 kHz mono
+MAX_DAMAGED_SHARE = 0.5  # more damaged packets than this and the file is refused rather than transcribed in part
+
+log = logging.getLogger(__name__)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -53,13 +57,11 @@ def decode(path: Path, max_seconds: float) -> Iterator[np.ndarray]:
     lie about (or omit) their duration."""
     with _open(path) as container:
         stream = _audio_stream(container)
-        # Planar float at 16 kHz in the source's own layout; channels are averaged below. FFmpeg's own
-        # downmix adds channels at -3 dB, which lifts identical stereo channels by 3 dB and clips loud audio.
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=SAMPLE_RATE)
+        downmixer = _Downmixer()
         limit = int(max_seconds * SAMPLE_RATE)
         seen = 0
         for frame in _frames(container, stream):
-            for block in _resample(resampler, frame):
+            for block in downmixer.resample(frame):
                 seen += len(block)
                 if seen > limit:
                     raise _too_long(max_seconds)
@@ -69,15 +71,79 @@ def decode(path: Path, max_seconds: float) -> Iterator[np.ndarray]:
 def _frames(
     container: av.container.InputContainer, stream: av.audio.stream.AudioStream
 ) -> Iterator[av.AudioFrame | None]:
+    """Decoded frames, then None. Like the ffmpeg command line, a damaged packet is skipped (files
+    joined with `cat`, a recorder's glitch) and a container that breaks off ends the audio there; the
+    file is refused only when nothing decodes or most of its packets are damaged."""
+    packets = damaged = frames = 0
     try:
-        yield from container.decode(stream)
+        for packet in container.demux(stream):
+            packets += 1
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                damaged += 1
+                continue
+            frames += len(decoded)
+            yield from decoded
     except av.error.FFmpegError as exc:
-        raise JobFailure(f"the audio could not be decoded: {exc}", code="invalid_audio") from exc
+        if not frames:
+            raise JobFailure(f"the audio could not be decoded: {exc}", code="invalid_audio") from exc
+        log.warning(
+            "%s: the container breaks off after %d packets (%s); keeping what was decoded",
+            _name(container),
+            packets,
+            exc,
+        )
+    _check_damage(container, packets, damaged, frames)
     yield None  # flushes the resampler
 
 
-def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
-    for out in resampler.resample(frame):
+def _check_damage(container: av.container.InputContainer, packets: int, damaged: int, frames: int) -> None:
+    if not damaged:
+        return
+    if not frames or damaged > MAX_DAMAGED_SHARE * packets:
+        raise JobFailure(
+            f"the audio could not be decoded: {damaged} of {packets} packets are damaged", code="invalid_audio"
+        )
+    log.warning("%s: skipped %d damaged packets of %d", _name(container), damaged, packets)
+
+
+def _name(container: av.container.InputContainer) -> str:
+    return str(container.name)
+
+
+class _Downmixer:
+    """16 kHz mono from frames whose format may change mid-stream (files joined with `cat`, a stream
+    that switches from stereo to mono): each run of alike frames gets its own resampler.
+
+    Resampling keeps the source's own channel layout and the channels are averaged afterwards. FFmpeg's
+    own downmix adds channels at -3 dB, which lifts identical stereo channels by 3 dB and clips loud audio.
+    """
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+        self._shape: tuple[str, str, int] | None = None
+
+    def resample(self, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
+        if frame is None:
+            yield from self._flush()
+            return
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if shape != self._shape:
+            yield from self._flush()
+            self._resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=SAMPLE_RATE)
+            self._shape = shape
+        assert self._resampler is not None
+        yield from _mono(self._resampler.resample(frame))
+
+    def _flush(self) -> Iterator[np.ndarray]:
+        if self._resampler is not None:
+            yield from _mono(self._resampler.resample(None))
+        self._resampler, self._shape = None, None
+
+
+def _mono(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+    for out in frames:
         channels = out.to_ndarray()  # (channels, samples)
         if channels.size:
             yield channels.mean(axis=0, dtype=np.float32) if len(channels) > 1 else channels[0]
