@@ -31,6 +31,9 @@ class PocketsphinxEngine:
 
     def _transcribe_one(self, samples: np.ndarray) -> Transcription:
         pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        # The decoder adapts its cepstral mean to everything it hears, across utterances: without this
+        # reset a window's words would depend on the windows (of any job) this process decoded before.
+        self._decoder.reinit_feat()
         self._decoder.start_utt()
         self._decoder.process_raw(pcm, full_utt=True)
         self._decoder.end_utt()
