@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,22 +29,64 @@ from worker.engines.registry import get_engine as get_speech_engine
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
 CLAIM_KEY = "tingxie:test-session"
+CLAIM_TTL_S = 4 * 3600  # a claim outlives the longest test session, and expires should its holder be killed
 
 
 def _claim_redis_databases(count: int) -> list[int]:
-    """Redis databases of this test session's own (claimed with SET NX), so two sessions on one machine
-    never consume each other's messages. Claims expire on their own if a session dies."""
+    """Redis databases of this test session's own, so two sessions on one machine never consume each
+    other's messages. A claim names its process; a claim whose process is gone is taken over."""
     claimed = []
     for db in range(1, 16):
-        if redis.Redis.from_url(f"{REDIS_HOST}/{db}").set(CLAIM_KEY, os.getpid(), nx=True, ex=4 * 3600):
+        if _claim(redis.Redis.from_url(f"{REDIS_HOST}/{db}")):
             claimed.append(db)
             if len(claimed) == count:
                 return claimed
+    _release(claimed)
     raise RuntimeError("no free Redis database for this test session")
 
 
-# The platform's broker; an idle one that no worker consumes; one for a second platform with other limits.
-PLATFORM_REDIS_DB, IDLE_REDIS_DB, SPARE_REDIS_DB = _claim_redis_databases(3)
+def _claim(client: redis.Redis) -> bool:
+    if client.set(CLAIM_KEY, os.getpid(), nx=True, ex=CLAIM_TTL_S):
+        return True
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(CLAIM_KEY)
+            holder = pipe.get(CLAIM_KEY)
+            if holder is not None and _alive(int(holder)):
+                return False
+            pipe.multi()
+            pipe.set(CLAIM_KEY, os.getpid(), ex=CLAIM_TTL_S)
+            pipe.execute()
+        except redis.WatchError:  # another session took it meanwhile
+            return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _release(databases: list[int]) -> None:
+    for db in databases:
+        redis.Redis.from_url(f"{REDIS_HOST}/{db}").flushdb()  # also drops the claim
+
+
+@dataclass(frozen=True)
+class RedisDatabases:
+    platform: int  # the platform's broker
+    idle: int  # a broker no worker consumes
+    spare: int  # for a second platform with other limits
+
+    def url(self, db: int) -> str:
+        return f"{REDIS_HOST}/{db}"
+
+
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 BIN = Path(sys.executable).parent
 
@@ -74,18 +117,25 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    for db in (PLATFORM_REDIS_DB, IDLE_REDIS_DB, SPARE_REDIS_DB):
-        _flush_keeping_claim(db)
-    yield f"{REDIS_HOST}/{PLATFORM_REDIS_DB}"
-    for db in (PLATFORM_REDIS_DB, IDLE_REDIS_DB, SPARE_REDIS_DB):
-        redis.Redis.from_url(f"{REDIS_HOST}/{db}").flushdb()  # also releases the claim
+def redis_databases() -> Iterator[RedisDatabases]:
+    claimed = _claim_redis_databases(3)
+    try:
+        for db in claimed:
+            _flush_keeping_claim(db)
+        yield RedisDatabases(*claimed)
+    finally:
+        _release(claimed)
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_databases: RedisDatabases) -> str:
+    return redis_databases.url(redis_databases.platform)
 
 
 def _flush_keeping_claim(db: int) -> None:
     client = redis.Redis.from_url(f"{REDIS_HOST}/{db}")
     client.flushdb()
-    client.set(CLAIM_KEY, os.getpid(), ex=4 * 3600)
+    client.set(CLAIM_KEY, os.getpid(), ex=CLAIM_TTL_S)
 
 
 @pytest.fixture(scope="session")
@@ -248,12 +298,15 @@ def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def idle_broker(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+def idle_broker(
+    service_env: dict[str, str], redis_databases: RedisDatabases, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[redis.Redis]:
     """This process as a worker whose broker no worker consumes: the test runs each step itself and can
     count what was enqueued."""
-    monkeypatch.setenv("TINGXIE_BROKER_URL", f"{REDIS_HOST}/{IDLE_REDIS_DB}")
+    url = redis_databases.url(redis_databases.idle)
+    monkeypatch.setenv("TINGXIE_BROKER_URL", url)
     clear_caches()
-    _flush_keeping_claim(IDLE_REDIS_DB)
-    yield redis.Redis.from_url(f"{REDIS_HOST}/{IDLE_REDIS_DB}")
+    _flush_keeping_claim(redis_databases.idle)
+    yield redis.Redis.from_url(url)
     monkeypatch.undo()
     clear_caches()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.audio_fixtures import SAMPLE_RATE, encode_samples, load_16k, video_only, write_wav
-from tests.conftest import REDIS_HOST, SPARE_REDIS_DB, Platform
+from tests.conftest import Platform, RedisDatabases
 from tests.corpus import OSR
 from tests.helpers import submit, wait_for
 from tingxie.errors import JobFailure
@@ -159,10 +159,12 @@ def test_header_only_wav_completes_with_no_segments(client: httpx.Client, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def limited(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def limited(
+    service_env: dict[str, str], redis_databases: RedisDatabases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
     """A second API and worker on the same database and storage, with a 10 s limit."""
     # A broker of its own: the suite's worker must not take these jobs, nor this one the suite's.
-    broker = f"{REDIS_HOST}/{SPARE_REDIS_DB}"
+    broker = redis_databases.url(redis_databases.spare)
     env = service_env | {"TINGXIE_BROKER_URL": broker, "TINGXIE_MAX_DURATION_SECONDS": str(LIMIT_S)}
     platform = Platform(env, tmp_path_factory.mktemp("limits-logs")).start()
     try:
