@@ -62,7 +62,7 @@ def engines(settings: SettingsDep) -> dict[str, object]:
         "dtype": settings.dtype,
         "batch_size": settings.batch_size,
         "chunk_seconds": settings.chunk_seconds,
-        "window_seconds": settings.window_seconds,
+        "window_seconds": settings.planned_window_seconds,
         "languages": ["auto", *languages],
     }
 

@@ -104,7 +104,7 @@ def prepare_with_tingxie(path: Path) -> str:
     chunks = windows = 0
     with tempfile.TemporaryDirectory(prefix="tingxie-bench-") as tmp:
         storage = LocalStorage(Path(tmp))
-        planner = ChunkPlanner(settings.chunk_seconds, settings.window_seconds)
+        planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
         check_duration(path, settings.max_duration_seconds)
 
         def store(planned: Iterator) -> None:

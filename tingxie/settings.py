@@ -14,6 +14,11 @@ EngineName = Literal["pocketsphinx", "qwen3-asr", "whisper"]
 GIB = 1024**3
 HOUR = 3600.0
 
+# The longest window each engine transcribes well; TINGXIE_WINDOW_SECONDS can only lower it. Pocketsphinx
+# is an HMM decoder whose accuracy falls on long utterances (bench/accuracy.py measures it); the neural
+# engines read a 30 s window at a time.
+ENGINE_WINDOW_LIMITS: dict[str, float] = {"pocketsphinx": 8.0, "qwen3-asr": 30.0, "whisper": 30.0}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TINGXIE_", extra="ignore")
@@ -38,7 +43,7 @@ class Settings(BaseSettings):
 
     # Audio pipeline.
     chunk_seconds: float = Field(300.0, ge=1)  # queue chunk: unit of parallelism and retry
-    window_seconds: float = Field(30.0, ge=1, le=30)  # model window, unit of batching: engines take <= 30 s
+    window_seconds: float = Field(30.0, ge=1, le=30)  # upper bound on the model window; see planned_window_seconds
     max_upload_bytes: int = 4 * GIB
     max_duration_seconds: float = 12 * HOUR
 
@@ -70,6 +75,11 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_dir(self) -> Path:
         return (self.storage_dir or self.data_dir / "storage").absolute()
+
+    @property
+    def planned_window_seconds(self) -> float:
+        """The model window chunks are cut into: the setting, capped by what the engine handles well."""
+        return min(self.window_seconds, ENGINE_WINDOW_LIMITS[self.engine])
 
     @property
     def uses_s3(self) -> bool:

@@ -77,7 +77,7 @@ def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Pla
     """Decode, detect speech and cut chunks in one streaming pass; each chunk is stored as it is cut, so
     memory holds one chunk of samples whatever the length of the recording."""
     settings = get_settings()
-    planner = ChunkPlanner(settings.chunk_seconds, settings.window_seconds)
+    planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
     stored: list[StoredChunk] = []
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"

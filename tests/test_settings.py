@@ -1,0 +1,18 @@
+"""Settings that are derived rather than read."""
+
+import pytest
+
+from tingxie.settings import ENGINE_WINDOW_LIMITS, Settings
+
+
+@pytest.mark.parametrize("engine", ["qwen3-asr", "whisper"])
+def test_neural_engines_plan_the_configured_window(engine: str) -> None:
+    assert Settings(engine=engine).planned_window_seconds == 30
+    assert Settings(engine=engine, window_seconds=12).planned_window_seconds == 12
+
+
+def test_pocketsphinx_windows_are_capped_where_its_accuracy_holds() -> None:
+    limit = ENGINE_WINDOW_LIMITS["pocketsphinx"]
+    assert limit < 30
+    assert Settings(engine="pocketsphinx").planned_window_seconds == limit
+    assert Settings(engine="pocketsphinx", window_seconds=limit / 2).planned_window_seconds == limit / 2
