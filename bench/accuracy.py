@@ -90,6 +90,10 @@ def long_recording(clips: list[Clip], minutes: float, directory: Path) -> Clip:
     return Clip(path, "en", len(samples) / SAMPLE_RATE, " ".join(clip.reference for clip in chosen))
 
 
+def progress(row: Row) -> str:
+    return f"{row.name}: pipeline {row.pipeline:.3f}, single pass {row.single:.3f} ({row.seconds:.0f} s)"
+
+
 def table(rows: list[Row]) -> str:
     lines = [f"{'recording':52} {'dur s':>7} {'pipeline':>9} {'single':>7} {'delta':>7} {'time s':>7}"]
     for row in rows:
@@ -127,7 +131,7 @@ def main() -> None:
     rows = []
     for name, clip in english.items():
         rows.append(measure(name, clip, window_s))
-        print(f"  {name}: done", flush=True)
+        print(f"  {progress(rows[-1])}", flush=True)
     clips = list(english.values())
     with tempfile.TemporaryDirectory(prefix="tingxie-accuracy-") as tmp:
         joined = long_recording(clips, args.minutes, Path(tmp))
