@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from transformers import Qwen3ASRForConditionalGeneration
 
 from tingxie.languages import SUPPORTED_CODES
 from worker.engines.base import SAMPLE_RATE, WINDOW_SAMPLES, Transcription
-from worker.engines.qwen3_asr import Qwen3AsrEngine
+from worker.engines.qwen3_asr import WINDOWED_ATTENTION, Qwen3AsrEngine, _windowed_attention
 from worker.engines.torch_support import TokenBudget
 
 BUDGET = TokenBudget(per_second=2.0, margin=4, cap=40)
@@ -199,3 +200,25 @@ def test_rejects_unknown_language(engine: Qwen3AsrEngine, clips: list[np.ndarray
 
 def test_empty_request(engine: Qwen3AsrEngine) -> None:
     assert engine.transcribe([]) == []
+
+
+def test_windowed_encoder_attention_equals_the_stock_one(tiny_qwen3_asr: Path, clips: list[np.ndarray]) -> None:
+    """The engine replaces the audio encoder's per-window attention calls with one call per window
+    length; the encoded audio must not change."""
+    engine = make_engine(tiny_qwen3_asr)
+    stock = Qwen3ASRForConditionalGeneration.from_pretrained(tiny_qwen3_asr, local_files_only=True).eval()
+    assert stock.model.audio_tower.config._attn_implementation != WINDOWED_ATTENTION
+    features = engine._features(clips, None, None)
+    with torch.inference_mode():
+        ours = engine.hf_model.model.get_audio_features(features["input_features"], features["input_features_mask"])
+        theirs = stock.model.get_audio_features(features["input_features"], features["input_features_mask"])
+    window_frames = engine.hf_model.config.audio_config.n_window_infer
+    assert features["input_features"].shape[-1] >= 3 * window_frames  # several attention windows per item
+    torch.testing.assert_close(ours.pooler_output, theirs.pooler_output)
+
+
+def test_windowed_attention_without_window_bounds_attends_over_its_input() -> None:
+    query, key, value = torch.randn(3, 1, 2, 5, 4).unbind(0)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value).transpose(1, 2)
+    output, _ = _windowed_attention(torch.nn.Module(), query, key, value, None)
+    torch.testing.assert_close(output, expected)

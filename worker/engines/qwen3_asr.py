@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import BatchFeature, Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor
+from transformers import AttentionInterface, BatchFeature, Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor
 
 from tingxie.languages import forced_engine_name, from_engine_name, normalize_code
 from worker.engines.base import SAMPLE_RATE, WINDOW_SAMPLES, Transcription, as_windows, whole_item
@@ -17,6 +18,18 @@ from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, resolve_d
 Components = tuple[Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor]
 
 DEFAULT_BUDGET = TokenBudget()
+
+# Items whose audio goes through the encoder together. Its first convolution holds about 90 MB
+# per 30 s item in bfloat16 (twice that around the GELU), so encoding a 256-item batch in one
+# call peaked at 48 GiB on an H100 and capped the batch below 512; chunks of 32 items need
+# about 6 GiB, and the encoder stays a small share of the batch's time.
+ENCODER_CHUNK_ITEMS = 32
+
+# transformers' audio encoder passes the whole packed sequence and its attention-window bounds
+# (cu_seqlens) in one call only to implementations whose name contains "flash"; any other gets
+# one call per window, about 4 per 30 s item and layer, and those calls dominate the encoder's
+# time at large batches. Under this name it gets one call per layer (see _windowed_attention).
+WINDOWED_ATTENTION = "tingxie_windowed_sdpa_flash"
 
 
 class Qwen3AsrEngine:
@@ -39,6 +52,7 @@ class Qwen3AsrEngine:
         self.budget = budget
         self.generate_kwargs = dict(generate_kwargs or {})
         self.hf_model, self.processor = components or _load(model_path, device, self.dtype)
+        _use_windowed_attention(self.hf_model)
         self._batcher = AdaptiveBatcher(batch_size)
 
     @property
@@ -73,7 +87,16 @@ class Qwen3AsrEngine:
         """{"language": name or None, "transcription": text}, special tokens dropped."""
         return self.processor.decode(tokens, return_format="parsed")
 
-    def _inputs(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> BatchFeature:
+    def _inputs(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> dict[str, torch.Tensor]:
+        """generate()'s prompt: token ids, their mask, and embeddings with the audio already encoded."""
+        features = self._features(batch, forced, context)
+        return {
+            "input_ids": features["input_ids"],
+            "attention_mask": features["attention_mask"],
+            "inputs_embeds": self._embed(features),
+        }
+
+    def _features(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> BatchFeature:
         inputs = self.processor.apply_transcription_request(  # type: ignore[call-arg]  # processor_kwargs is passed through **kwargs
             list(batch),
             language=forced,
@@ -83,6 +106,27 @@ class Qwen3AsrEngine:
         inputs = inputs.to(self.device)  # type: ignore[union-attr]
         inputs["input_features"] = inputs["input_features"].to(self.dtype)
         return inputs
+
+    def _embed(self, features: BatchFeature) -> torch.Tensor:
+        """The prompt's embeddings with the audio placeholders filled, as the model's forward would.
+
+        Done here rather than inside generate() so that the encoder can take the batch in chunks
+        of items (ENCODER_CHUNK_ITEMS); each item's audio is encoded on its own either way.
+        """
+        model = self.hf_model.model
+        embeds = model.get_input_embeddings()(features["input_ids"])
+        audio = torch.cat(
+            [
+                model.get_audio_features(chunk, mask).pooler_output
+                for chunk, mask in zip(
+                    features["input_features"].split(ENCODER_CHUNK_ITEMS),
+                    features["input_features_mask"].split(ENCODER_CHUNK_ITEMS),
+                    strict=True,
+                )
+            ]
+        )
+        placeholders = model.get_placeholder_mask(features["input_ids"], inputs_embeds=embeds, audio_features=audio)
+        return embeds.masked_scatter(placeholders, audio.to(embeds.dtype))
 
     def _audio_kwargs(self) -> dict[str, Any]:
         # Every item is padded to a full window, as if it shared a batch with a 30 s item:
@@ -103,6 +147,59 @@ class Qwen3AsrEngine:
             "return_dict_in_generate": True,
             **self.generate_kwargs,
         }
+
+
+def _use_windowed_attention(model: Qwen3ASRForConditionalGeneration) -> None:
+    """Route the audio encoder's attention through _windowed_attention; the text decoder keeps its own."""
+    AttentionInterface.register(WINDOWED_ATTENTION, _windowed_attention)
+    # Set on the encoder's config directly: set_attn_implementation() would take a name with
+    # "flash" in it for a flash-attention kernel to load.
+    model.model.audio_tower.config._attn_implementation = WINDOWED_ATTENTION
+
+
+def _windowed_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *,
+    scaling: float | None = None,
+    cu_seq_lens_q: torch.Tensor | None = None,
+    **_: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention within each window of a packed sequence, one SDPA call per distinct window length.
+
+    query, key, value: (1, heads, total, head_dim); window i spans cu_seq_lens_q[i]:cu_seq_lens_q[i + 1].
+    Returns (1, total, heads, head_dim), as transformers' attention functions do. Each window sees
+    only itself, exactly as with one call per window, so no item depends on its batch mates.
+    Called without window bounds (a transformers release that calls once per window), it attends
+    over what it is given.
+    """
+    if cu_seq_lens_q is None:
+        cu_seq_lens_q = torch.tensor([0, query.shape[2]], device=query.device)
+    packed = [tensor[0].transpose(0, 1) for tensor in (query, key, value)]  # (total, heads, head_dim)
+    output = torch.empty_like(packed[0])
+    for positions in _windows_by_length(cu_seq_lens_q):
+        count, length = positions.shape
+        flat = positions.flatten()
+        q, k, v = (tensor[flat].view(count, length, *tensor.shape[1:]).transpose(1, 2) for tensor in packed)
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scaling)
+        output[flat] = attended.transpose(1, 2).reshape(count * length, *output.shape[1:])
+    return output.unsqueeze(0), None
+
+
+def _windows_by_length(bounds: torch.Tensor) -> list[torch.Tensor]:
+    """For each distinct window length, a (windows, length) tensor of the positions they cover."""
+    edges = bounds.tolist()  # one host sync per encoder layer, against ~4 attention calls per item before
+    starts_by_length: dict[int, list[int]] = {}
+    for start, end in pairwise(edges):
+        if end > start:
+            starts_by_length.setdefault(end - start, []).append(start)
+    return [
+        torch.tensor(starts, device=bounds.device)[:, None] + torch.arange(length, device=bounds.device)
+        for length, starts in starts_by_length.items()
+    ]
 
 
 def _load(model_path: str | Path, device: str, dtype: torch.dtype) -> Components:
