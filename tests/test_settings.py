@@ -1,8 +1,19 @@
 """Settings that are derived rather than read."""
 
+import os
+from collections.abc import Iterator
+
 import pytest
 
 from tingxie.settings import ENGINE_WINDOW_LIMITS, Settings
+
+
+@pytest.fixture(autouse=True)
+def no_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Only the values a test passes: the suite's platform exports TINGXIE_ settings of its own."""
+    for name in [name for name in os.environ if name.startswith("TINGXIE_")]:
+        monkeypatch.delenv(name)
+    yield
 
 
 @pytest.mark.parametrize("engine", ["qwen3-asr", "whisper"])

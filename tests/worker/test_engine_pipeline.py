@@ -43,8 +43,9 @@ def _count_generate_calls(calls: list[int]) -> None:
     original = model.generate
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        features = kwargs.get("input_features", args[0] if args else None)
-        calls.append(len(features))
+        # Whisper is given audio features; Qwen3-ASR token ids with the audio already embedded.
+        batch = kwargs.get("input_features", kwargs.get("input_ids", args[0] if args else None))
+        calls.append(len(batch))
         return original(*args, **kwargs)
 
     model.generate = counting
