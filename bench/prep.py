@@ -97,6 +97,7 @@ def prepare_with_tingxie(path: Path) -> str:
     from tingxie.storage import LocalStorage
     from worker.audio.decode import SAMPLE_RATE, check_duration, decode
     from worker.audio.plan import ChunkPlanner
+    from worker.audio.prefetch import prefetched
     from worker.audio.wavio import encode_wav
 
     settings = get_settings()
@@ -114,7 +115,7 @@ def prepare_with_tingxie(path: Path) -> str:
                     storage.put_bytes(f"jobs/{job}/chunks/{chunk.index:05d}.wav", encode_wav(chunk.samples))
                     chunks, windows = chunks + 1, windows + len(chunk.windows)
 
-        for block in decode(path, settings.max_duration_seconds):
+        for block in prefetched(decode(path, settings.max_duration_seconds)):
             store(planner.feed(block))
         store(planner.finish())
     audio = f"{planner.total_samples / SAMPLE_RATE:.0f} s of audio"

@@ -23,6 +23,7 @@ from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
 from worker.audio.decode import SAMPLE_RATE, check_duration, decode
 from worker.audio.plan import ChunkPlanner, PlannedChunk, Window
+from worker.audio.prefetch import prefetched
 from worker.audio.wavio import decode_wav, encode_wav
 from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
@@ -83,7 +84,7 @@ def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Pla
         path = Path(tmp) / "source"
         storage.download(source_key, path)
         check_duration(path, settings.max_duration_seconds)
-        for block in decode(path, settings.max_duration_seconds):
+        for block in prefetched(decode(path, settings.max_duration_seconds)):
             stored += _store_audible(job_id, planner.feed(block), storage)
         stored += _store_audible(job_id, planner.finish(), storage)
     return Plan(duration=planner.total_samples / SAMPLE_RATE, chunks=stored)
