@@ -125,10 +125,11 @@ def concatenate_with_pauses(
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    """Mono float samples as 16-bit PCM WAV."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    """Float samples as 16-bit PCM WAV: mono from a 1-D array, one channel per row of a 2-D one."""
+    channels = samples.reshape(1, -1) if samples.ndim == 1 else samples
+    pcm = (np.clip(channels.T, -1.0, 1.0) * 32767).astype("<i2")  # interleaved frames
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(len(channels))
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(pcm.tobytes())

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from tingxie.errors import JobFailure
+from worker.audio.channels import ChannelMixer
 
 SAMPLE_RATE = 16_000  # every engine takes 16 kHz mono
 MAX_DAMAGED_SHARE = 0.5  # more damaged packets than this and the file is refused rather than transcribed in part
@@ -114,14 +115,16 @@ def _name(container: av.container.InputContainer) -> str:
 
 class _Downmixer:
     """16 kHz mono from frames whose format may change mid-stream (files joined with `cat`, a stream
-    that switches from stereo to mono): each run of alike frames gets its own resampler.
+    that switches from stereo to mono): each run of alike frames gets its own resampler and mixer.
 
-    Resampling keeps the source's own channel layout and the channels are averaged afterwards. FFmpeg's
-    own downmix adds channels at -3 dB, which lifts identical stereo channels by 3 dB and clips loud audio.
+    Resampling keeps the source's own channel layout and the channels are mixed afterwards, lined up in
+    time and sign first (see `channels`). FFmpeg's own downmix adds channels at -3 dB, which lifts
+    identical stereo channels by 3 dB and clips loud audio.
     """
 
     def __init__(self) -> None:
         self._resampler: av.AudioResampler | None = None
+        self._mixer = ChannelMixer(SAMPLE_RATE)
         self._shape: tuple[str, str, int] | None = None
 
     def resample(self, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
@@ -132,18 +135,19 @@ class _Downmixer:
         if shape != self._shape:
             yield from self._flush()
             self._resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=SAMPLE_RATE)
+            self._mixer = ChannelMixer(SAMPLE_RATE)
             self._shape = shape
         assert self._resampler is not None
-        yield from _mono(self._resampler.resample(frame))
+        yield from self._mix(self._resampler.resample(frame))
 
     def _flush(self) -> Iterator[np.ndarray]:
         if self._resampler is not None:
-            yield from _mono(self._resampler.resample(None))
+            yield from self._mix(self._resampler.resample(None))
+        yield from self._mixer.flush()
         self._resampler, self._shape = None, None
 
-
-def _mono(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
-    for out in frames:
-        channels = out.to_ndarray()  # (channels, samples)
-        if channels.size:
-            yield channels.mean(axis=0, dtype=np.float32) if len(channels) > 1 else channels[0]
+    def _mix(self, frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+        for out in frames:
+            channels = out.to_ndarray()  # (channels, samples)
+            if channels.size:
+                yield from self._mixer.push(channels)
