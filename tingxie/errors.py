@@ -8,7 +8,11 @@ TingxieError                 code + message, rendered as {"error": {"code", "mes
 ├── Conflict                 409: action not allowed in the job's current state
 ├── StorageError             503: object storage unreachable or failing
 └── JobFailure               a job ends `failed` with this code (invalid_audio, no_audio_stream, ...)
+
+JobWarning is not an exception: a job that completes despite it (damaged packets skipped, say) carries it.
 """
+
+from dataclasses import asdict, dataclass
 
 
 class TingxieError(Exception):
@@ -57,3 +61,14 @@ class JobFailure(TingxieError):
 
     status_code = 422
     code = "processing_failed"
+
+
+@dataclass(frozen=True)
+class JobWarning:
+    """Something the reader of a completed transcript should know; the code is part of the API contract."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)

@@ -56,6 +56,7 @@ class Job(Base):
     languages: Mapped[list[str] | None] = mapped_column(Json)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[dict[str, str]] | None] = mapped_column(Json)  # [{code, message}] from prepare
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]

@@ -16,12 +16,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
+from tingxie.errors import JobWarning
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.queue import FINALIZE, TRANSCRIBE, enqueue
 from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
-from worker.audio.decode import SAMPLE_RATE, check_duration, decode
+from worker.audio.decode import SAMPLE_RATE, DecodeReport, check_duration, decode
 from worker.audio.plan import ChunkPlanner, PlannedChunk, Window
 from worker.audio.prefetch import prefetched
 from worker.audio.wavio import decode_wav, encode_wav
@@ -72,6 +73,7 @@ def _start_processing(job_id: uuid.UUID) -> str | None:
 class Plan:
     duration: float
     chunks: list[StoredChunk]
+    warnings: list[JobWarning]
 
 
 def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Plan:
@@ -80,14 +82,15 @@ def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Pla
     settings = get_settings()
     planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
     stored: list[StoredChunk] = []
+    report = DecodeReport()
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"
         storage.download(source_key, path)
         check_duration(path, settings.max_duration_seconds)
-        for block in prefetched(decode(path, settings.max_duration_seconds)):
+        for block in prefetched(decode(path, settings.max_duration_seconds, report)):
             stored += _store_audible(job_id, planner.feed(block), storage)
         stored += _store_audible(job_id, planner.finish(), storage)
-    return Plan(duration=planner.total_samples / SAMPLE_RATE, chunks=stored)
+    return Plan(duration=planner.total_samples / SAMPLE_RATE, chunks=stored, warnings=report.warnings())
 
 
 def _store_audible(job_id: uuid.UUID, chunks: Iterable[PlannedChunk], storage: Storage) -> list[StoredChunk]:
@@ -104,6 +107,7 @@ def _store_chunk(job_id: uuid.UUID, chunk: PlannedChunk, storage: Storage) -> St
 def _record_plan(session: Session, job: Job, plan: Plan) -> None:
     job.duration_s = plan.duration
     job.chunks_total = len(plan.chunks)
+    job.warnings = [warning.as_dict() for warning in plan.warnings]
     for chunk in plan.chunks:
         session.add(
             Chunk(

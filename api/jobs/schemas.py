@@ -25,6 +25,11 @@ class ErrorOut(BaseModel):
     message: str
 
 
+class WarningOut(BaseModel):
+    code: str
+    message: str
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     status: str
@@ -39,6 +44,7 @@ class JobOut(BaseModel):
     text: str | None
     segments: list[SegmentOut] | None
     error: ErrorOut | None
+    warnings: list[WarningOut]  # what a completed transcript lacks: damaged or truncated audio
 
     @classmethod
     def of(cls, job: Job) -> "JobOut":
@@ -57,6 +63,7 @@ class JobOut(BaseModel):
             text=job.text,
             segments=[SegmentOut(**s) for s in job.segments] if job.segments is not None else None,
             error=error,
+            warnings=[WarningOut(**w) for w in job.warnings or []],
         )
 
 

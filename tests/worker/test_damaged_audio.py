@@ -16,7 +16,7 @@ from tests.audio_fixtures import transcode
 from tests.corpus import manifest
 from tests.helpers import submit, wait_for, wer
 from tingxie.errors import JobFailure
-from worker.audio.decode import SAMPLE_RATE, decode
+from worker.audio.decode import SAMPLE_RATE, DecodeReport, decode
 
 NO_LIMIT_S = 3600.0
 FIRST, SECOND = "en/jfk.wav", "en/OSR_us_000_0034_8k.wav"
@@ -27,6 +27,21 @@ SPLICES = 40  # corrupted byte runs in the damaged MP3
 
 def _seconds(path: Path) -> float:
     return sum(len(block) for block in decode(path, NO_LIMIT_S)) / SAMPLE_RATE
+
+
+def _warnings(path: Path) -> list[str]:
+    """The codes of the warnings a decode of `path` reports."""
+    report = DecodeReport()
+    for _ in decode(path, NO_LIMIT_S, report):
+        pass
+    return [warning.code for warning in report.warnings()]
+
+
+def _cut_in_half(source: Path) -> Path:
+    cut = source.with_name(f"cut-{source.name}")
+    data = source.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
 
 
 def _decoded(path: Path) -> np.ndarray:
@@ -92,14 +107,20 @@ def test_damaged_packets_are_skipped(parts: tuple[Path, Path], caplog: pytest.Lo
         seconds = _seconds(damaged)
     assert seconds > 0.9 * _seconds(second)
     assert "damaged packets" in caplog.text
+    assert _warnings(damaged) == ["damaged_audio_skipped"]
+
+
+def test_intact_files_have_no_warnings(parts: tuple[Path, Path]) -> None:
+    for path in parts:
+        assert _warnings(path) == [], path.name
 
 
 def test_a_file_cut_short_keeps_what_was_written(parts: tuple[Path, Path]) -> None:
     _, second = parts
-    data = second.read_bytes()
-    cut = second.with_name("cut.mp3")
-    cut.write_bytes(data[: len(data) // 2])
+    cut = _cut_in_half(second)
     assert 0.4 * _seconds(second) < _seconds(cut) < 0.6 * _seconds(second)
+    # The MP3's Xing header still counts every frame of the whole file.
+    assert _warnings(cut) == ["audio_truncated"]
 
 
 def test_noise_behind_a_valid_header_is_invalid_audio(parts: tuple[Path, Path]) -> None:
@@ -119,3 +140,14 @@ def test_joined_file_transcribes_end_to_end(client: httpx.Client, joined: Path) 
     job = wait_for(client, response.json()["id"])
     assert job["status"] == "completed", job
     assert wer(reference, job["text"]) < 0.4, job["text"]
+
+
+def test_a_file_cut_short_completes_with_a_warning(client: httpx.Client, parts: tuple[Path, Path]) -> None:
+    _, second = parts
+    response = submit(client, _cut_in_half(second))
+    assert response.status_code == 202, response.text
+    job = wait_for(client, response.json()["id"])
+    assert job["status"] == "completed", job
+    assert job["text"], job
+    assert [warning["code"] for warning in job["warnings"]] == ["audio_truncated"], job["warnings"]
+    assert "cut short" in job["warnings"][0]["message"]

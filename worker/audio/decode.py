@@ -5,16 +5,20 @@ PyAV's errors are translated into `JobFailure` codes that the API reports."""
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 
-from tingxie.errors import JobFailure
+from tingxie.errors import JobFailure, JobWarning
 from worker.audio.channels import ChannelMixer
 
 SAMPLE_RATE = 16_000  # every engine takes 16 kHz mono
 MAX_DAMAGED_SHARE = 0.5  # more damaged packets than this and the file is refused rather than transcribed in part
+# Audio this much shorter than the container declares was cut short. Both margins, because a header's
+# duration can be an estimate (a VBR MP3 without a Xing frame is timed from its first frame's bitrate).
+SHORT_BY_SECONDS, SHORT_BY_SHARE = 2.0, 0.1
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,18 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
 def declared_duration(path: Path) -> float | None:
     """The duration the container claims, without decoding; None when it does not say."""
     with _open(path) as container:
-        stream = _audio_stream(container)
-        if stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
-        if container.duration is not None:
-            return container.duration / av.time_base
+        return _declared(container, _audio_stream(container))
+
+
+def _declared(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, audio_only: bool = False
+) -> float | None:
+    """The audio stream's own duration, else the container's; with `audio_only`, the container's only
+    when the audio is all it holds (a video's duration says nothing about where its audio ends)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and not (audio_only and len(container.streams) > 1):
+        return container.duration / av.time_base
     return None
 
 
@@ -53,60 +64,111 @@ def _too_long(max_seconds: float) -> JobFailure:
     return JobFailure(f"the audio is longer than the limit of {max_seconds:.0f} s", code="audio_too_long")
 
 
-def decode(path: Path, max_seconds: float) -> Iterator[np.ndarray]:
+@dataclass
+class DecodeReport:
+    """What a decode had to leave out, filled in as it runs: complete once the blocks are all read."""
+
+    packets: int = 0
+    damaged: int = 0  # packets skipped because they did not decode
+    broke_off: bool = False  # the container ended in the middle of a packet or a structure
+    seconds: float = 0.0  # audio decoded
+    declared_seconds: float | None = None  # what the container said it holds
+
+    @property
+    def cut_short(self) -> bool:
+        if self.declared_seconds is None:
+            return False
+        missing = self.declared_seconds - self.seconds
+        return missing > SHORT_BY_SECONDS and missing > SHORT_BY_SHARE * self.declared_seconds
+
+    def warnings(self) -> list[JobWarning]:
+        """What the transcript's reader should know: it is complete only where the audio was."""
+        found = []
+        if self.damaged:
+            found.append(
+                JobWarning(
+                    "damaged_audio_skipped",
+                    f"{self.damaged} of {self.packets} audio packets were damaged and skipped; "
+                    "the transcript has gaps where they were",
+                )
+            )
+        if self.cut_short:
+            found.append(
+                JobWarning(
+                    "audio_truncated",
+                    f"the file says it holds {self.declared_seconds:.1f} s of audio but only {self.seconds:.1f} s "
+                    "could be read: it looks cut short",
+                )
+            )
+        elif self.broke_off:
+            found.append(
+                JobWarning(
+                    "audio_truncated",
+                    f"the file breaks off after {self.seconds:.1f} s of audio; what follows could not be read",
+                )
+            )
+        return found
+
+
+def decode(path: Path, max_seconds: float, report: DecodeReport | None = None) -> Iterator[np.ndarray]:
     """Yield 16 kHz mono float32 blocks. Enforces `max_seconds` while decoding, for containers that
-    lie about (or omit) their duration."""
+    lie about (or omit) their duration. What could not be read is counted in `report`."""
+    report = report if report is not None else DecodeReport()
     with _open(path) as container:
         stream = _audio_stream(container)
+        report.declared_seconds = _declared(container, stream, audio_only=True)
         downmixer = _Downmixer()
         limit = int(max_seconds * SAMPLE_RATE)
         seen = 0
-        for frame in _frames(container, stream):
+        for frame in _frames(container, stream, report):
             for block in downmixer.resample(frame):
                 seen += len(block)
                 if seen > limit:
                     raise _too_long(max_seconds)
+                report.seconds = seen / SAMPLE_RATE
                 yield block
 
 
 def _frames(
-    container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, report: DecodeReport
 ) -> Iterator[av.AudioFrame | None]:
     """Decoded frames, then None. Like the ffmpeg command line, a damaged packet is skipped (files
     joined with `cat`, a recorder's glitch) and a container that breaks off ends the audio there; the
     file is refused only when nothing decodes or most of its packets are damaged."""
-    packets = damaged = frames = 0
+    frames = 0
     try:
         for packet in container.demux(stream):
-            packets += 1
+            report.packets += 1
             try:
                 decoded = packet.decode()
             except av.error.InvalidDataError:
-                damaged += 1
+                report.damaged += 1
                 continue
             frames += len(decoded)
             yield from decoded
     except av.error.FFmpegError as exc:
         if not frames:
             raise JobFailure(f"the audio could not be decoded: {exc}", code="invalid_audio") from exc
+        report.broke_off = True
         log.warning(
             "%s: the container breaks off after %d packets (%s); keeping what was decoded",
             _name(container),
-            packets,
+            report.packets,
             exc,
         )
-    _check_damage(container, packets, damaged, frames)
+    _check_damage(container, report, frames)
     yield None  # flushes the resampler
 
 
-def _check_damage(container: av.container.InputContainer, packets: int, damaged: int, frames: int) -> None:
-    if not damaged:
+def _check_damage(container: av.container.InputContainer, report: DecodeReport, frames: int) -> None:
+    if not report.damaged:
         return
-    if not frames or damaged > MAX_DAMAGED_SHARE * packets:
+    if not frames or report.damaged > MAX_DAMAGED_SHARE * report.packets:
         raise JobFailure(
-            f"the audio could not be decoded: {damaged} of {packets} packets are damaged", code="invalid_audio"
+            f"the audio could not be decoded: {report.damaged} of {report.packets} packets are damaged",
+            code="invalid_audio",
         )
-    log.warning("%s: skipped %d damaged packets of %d", _name(container), damaged, packets)
+    log.warning("%s: skipped %d damaged packets of %d", _name(container), report.damaged, report.packets)
 
 
 def _name(container: av.container.InputContainer) -> str:
