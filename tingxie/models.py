@@ -47,7 +47,8 @@ class Job(Base):
     source_filename: Mapped[str | None] = mapped_column(Text)
     source_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
-    duration_s: Mapped[float | None]
+    duration_s: Mapped[float | None]  # declared by the container while preparing, then as decoded
+    prepared_s: Mapped[float | None]  # audio decoded and cut into chunks so far
     chunks_total: Mapped[int | None]
     chunks_done: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -6,6 +6,7 @@ so a redelivered task changes nothing."""
 
 import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
 
 log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 2.0  # how often prepare records how far it has got (and shows the job is alive)
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,36 @@ def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Pla
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"
         storage.download(source_key, path)
-        check_duration(path, settings.max_duration_seconds)
+        progress = _PrepareProgress(job_id, check_duration(path, settings.max_duration_seconds))
         for block in prefetched(decode(path, settings.max_duration_seconds, report)):
             stored += _store_audible(job_id, planner.feed(block), storage)
+            progress.update(planner.total_samples / SAMPLE_RATE)
         stored += _store_audible(job_id, planner.finish(), storage)
     return Plan(duration=planner.total_samples / SAMPLE_RATE, chunks=stored, warnings=report.warnings())
+
+
+class _PrepareProgress:
+    """Records in the job how much audio prepare has decoded, at most every PROGRESS_INTERVAL_S, and first
+    the duration the container declares, so a client can show how far a long recording has got."""
+
+    def __init__(self, job_id: uuid.UUID, declared_s: float | None) -> None:
+        self._job_id = job_id
+        self._last = time.monotonic()
+        _record_prepared(job_id, 0.0, declared_s)
+
+    def update(self, prepared_s: float) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S:
+            self._last = now
+            _record_prepared(self._job_id, prepared_s)
+
+
+def _record_prepared(job_id: uuid.UUID, prepared_s: float, declared_s: float | None = None) -> None:
+    values: dict[str, float] = {"prepared_s": prepared_s}
+    if declared_s is not None:
+        values["duration_s"] = declared_s
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id, Job.chunks_total.is_(None)).values(**values))
 
 
 def _store_audible(job_id: uuid.UUID, chunks: Iterable[PlannedChunk], storage: Storage) -> list[StoredChunk]:
@@ -105,7 +133,7 @@ def _store_chunk(job_id: uuid.UUID, chunk: PlannedChunk, storage: Storage) -> St
 
 
 def _record_plan(session: Session, job: Job, plan: Plan) -> None:
-    job.duration_s = plan.duration
+    job.duration_s = job.prepared_s = plan.duration
     job.chunks_total = len(plan.chunks)
     job.warnings = [warning.as_dict() for warning in plan.warnings]
     for chunk in plan.chunks:

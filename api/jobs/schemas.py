@@ -10,7 +10,8 @@ from tingxie.models import Job
 
 class Progress(BaseModel):
     chunks_done: int
-    chunks_total: int | None
+    chunks_total: int | None  # None until prepare has cut the whole recording into chunks
+    prepared_s: float | None  # seconds of audio prepare has decoded so far (of `duration_s`)
 
 
 class SegmentOut(BaseModel):
@@ -59,7 +60,7 @@ class JobOut(BaseModel):
             languages=job.languages,
             duration_s=job.duration_s,
             filename=job.source_filename,
-            progress=Progress(chunks_done=job.chunks_done, chunks_total=job.chunks_total),
+            progress=Progress(chunks_done=job.chunks_done, chunks_total=job.chunks_total, prepared_s=job.prepared_s),
             text=job.text,
             segments=[SegmentOut(**s) for s in job.segments] if job.segments is not None else None,
             error=error,

@@ -99,5 +99,6 @@ def test_transcribes_end_to_end_as_well_as_the_original(
     assert job["duration_s"] == pytest.approx(original.duration, abs=DURATION_TOLERANCE_S)
     assert job["languages"] == ["en"]
     assert job["warnings"] == []  # an intact file of any format is read whole
+    assert job["progress"]["prepared_s"] == job["duration_s"]
     # One-sided: a broken decode only ever makes the transcript worse.
     assert wer(original.reference, job["text"]) <= original_wer + WER_MARGIN

@@ -54,10 +54,12 @@ def _declared(
     return None
 
 
-def check_duration(path: Path, max_seconds: float) -> None:
+def check_duration(path: Path, max_seconds: float) -> float | None:
+    """The duration the container declares, refused when it is over `max_seconds`."""
     duration = declared_duration(path)
     if duration is not None and duration > max_seconds:
         raise _too_long(max_seconds)
+    return duration
 
 
 def _too_long(max_seconds: float) -> JobFailure:

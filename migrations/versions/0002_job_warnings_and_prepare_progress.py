@@ -1,4 +1,4 @@
-"""job warnings: what a completed transcript lacks (damaged or truncated audio)
+"""job warnings (what a completed transcript lacks) and prepare progress
 
 Revision ID: 0002
 Revises: 0001
@@ -26,7 +26,9 @@ def upgrade() -> None:
             nullable=True,
         ),
     )
+    op.add_column("jobs", sa.Column("prepared_s", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("jobs", "prepared_s")
     op.drop_column("jobs", "warnings")
