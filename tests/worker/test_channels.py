@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.audio_fixtures import load_16k, write_wav
 from tests.corpus import manifest
 from tests.helpers import wer
-from worker.audio.channels import MAX_DELAY_SECONDS, ChannelMixer, estimate_alignment
+from worker.audio.channels import MAX_ALIGNED_CHANNELS, MAX_DELAY_SECONDS, ChannelMixer, estimate_alignment
 from worker.audio.decode import SAMPLE_RATE, decode
 from worker.engines.pocketsphinx import PocketsphinxEngine
 
@@ -107,6 +107,14 @@ def test_estimate_finds_delay_and_sign(speech: np.ndarray, arrival: int, sign: f
 def test_estimate_leaves_silence_alone() -> None:
     alignment = estimate_alignment(np.zeros((2, SAMPLE_RATE), dtype=np.float32), SAMPLE_RATE)
     assert alignment.is_identity
+
+
+def test_many_channels_are_averaged_as_they_come(speech: np.ndarray) -> None:
+    """A microphone array is not buffered or correlated: its first block is mixed at once."""
+    array = np.stack([speech * (-1) ** index for index in range(MAX_ALIGNED_CHANNELS + 2)])
+    mixed = list(ChannelMixer(SAMPLE_RATE).push(array[:, :SAMPLE_RATE]))
+    assert len(mixed) == 1
+    np.testing.assert_allclose(mixed[0], array[:, :SAMPLE_RATE].mean(axis=0), atol=1e-7)
 
 
 @settings(max_examples=25, deadline=None)

@@ -22,6 +22,9 @@ MIN_CORRELATION = 0.3  # below this a channel carries different sound, not the s
 # Alignment is measured on the band speech is recognised from: room rumble below it can be louder than the
 # voice and line up at a different delay.
 SPEECH_BAND_HZ = (150.0, 4000.0)
+# Recordings with more channels (microphone arrays, ambisonics) are averaged as they are: buffering and
+# correlating dozens of channels would cost more memory than the rest of the prepare step.
+MAX_ALIGNED_CHANNELS = 8
 
 
 @dataclass(frozen=True)
@@ -43,24 +46,30 @@ class Alignment:
 def estimate_alignment(channels: np.ndarray, rate: int) -> Alignment:
     """The delays and signs that bring every channel of `channels` (channels, samples) in step with the
     loudest one. A channel whose speech band correlates with the loudest one's by less than
-    MIN_CORRELATION at every delay up to MAX_DELAY_SECONDS is left as it is."""
+    MIN_CORRELATION at every delay up to MAX_DELAY_SECONDS is left as it is. Spectra are made one
+    channel at a time, so memory holds two of them whatever the channel count."""
     max_lag = int(MAX_DELAY_SECONDS * rate)
     size = 1 << int(channels.shape[1] + max_lag).bit_length()  # no circular wrap-around within max_lag
-    spectra = np.fft.rfft(channels, size, axis=1)
-    frequencies = np.fft.rfftfreq(size, 1 / rate)
-    spectra[:, (frequencies < SPEECH_BAND_HZ[0]) | (frequencies > SPEECH_BAND_HZ[1])] = 0
-    energy = np.sum(np.abs(spectra) ** 2, axis=1)
+    energy = [float(np.sum(np.abs(_speech_spectrum(channel, rate, size)) ** 2)) for channel in channels]
     reference = int(np.argmax(energy))
+    reference_spectrum = _speech_spectrum(channels[reference], rate, size)
     arrivals, signs = [0] * len(channels), [1.0] * len(channels)
-    for index in range(len(channels)):
+    for index, channel in enumerate(channels):
         if index == reference or energy[index] <= 0:
             continue
-        lag, correlation = _best_lag(spectra[index], spectra[reference], size, max_lag)
+        lag, correlation = _best_lag(_speech_spectrum(channel, rate, size), reference_spectrum, size, max_lag)
         if abs(correlation) >= MIN_CORRELATION:
             arrivals[index], signs[index] = lag, float(np.sign(correlation))
     # Hold every channel back to meet the one that hears the voice last, so no delay is negative.
     latest = max(arrivals)
     return Alignment(delays=tuple(latest - arrival for arrival in arrivals), signs=tuple(signs))
+
+
+def _speech_spectrum(channel: np.ndarray, rate: int, size: int) -> np.ndarray:
+    spectrum = np.fft.rfft(channel, size)
+    frequencies = np.fft.rfftfreq(size, 1 / rate)
+    spectrum[(frequencies < SPEECH_BAND_HZ[0]) | (frequencies > SPEECH_BAND_HZ[1])] = 0
+    return spectrum
 
 
 def _best_lag(signal: np.ndarray, reference: np.ndarray, size: int, max_lag: int) -> tuple[int, float]:
@@ -89,6 +98,8 @@ class ChannelMixer:
         if len(block) == 1:
             yield block[0]
             return
+        if self._alignment is None and len(block) > MAX_ALIGNED_CHANNELS:
+            self._start(Alignment.identity(len(block)))
         if self._alignment is not None:
             yield self._mix(block)
             return
@@ -105,9 +116,12 @@ class ChannelMixer:
     def _release(self) -> Iterator[np.ndarray]:
         opening = np.concatenate(self._pending, axis=1)
         self._pending, self._pending_samples = [], 0
-        self._alignment = estimate_alignment(opening, self._rate)
-        self._history = np.zeros((len(opening), max(self._alignment.delays)), dtype=np.float32)
+        self._start(estimate_alignment(opening, self._rate))
         yield self._mix(opening)
+
+    def _start(self, alignment: Alignment) -> None:
+        self._alignment = alignment
+        self._history = np.zeros((len(alignment.delays), max(alignment.delays)), dtype=np.float32)
 
     def _mix(self, block: np.ndarray) -> np.ndarray:
         alignment, history = self._alignment, self._history
