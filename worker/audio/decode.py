@@ -1,7 +1,8 @@
 """Streaming decode with PyAV: any container FFmpeg reads -> 16 kHz mono float32 blocks.
 
-Memory stays bounded: frames are resampled and handed on as they are decoded, never collected whole.
-PyAV's errors are translated into `JobFailure` codes that the API reports."""
+Memory stays bounded: frames are resampled and handed on as they are decoded, never collected whole (a
+multichannel stream's first 20 s wait while its channels are lined up). PyAV's errors are translated into
+`JobFailure` codes that the API reports; what a completed decode had to skip is told in a `DecodeReport`."""
 
 import logging
 from collections.abc import Iterator
