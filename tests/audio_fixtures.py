@@ -18,11 +18,15 @@ from typing import BinaryIO, TypeAlias
 import av
 import numpy as np
 
+from worker.audio.decode import decode
+
 SAMPLE_RATE = 16_000
 VIDEO_SIZE = 64
 VIDEO_FPS = 10
 TRIM_DB = 35.0  # clip edges this far below the clip's peak count as silence
 TRIM_FRAME = 320  # 20 ms energy frames for trimming
+ENVELOPE_FRAME = 320  # 20 ms loudness frames
+NO_LIMIT_S = 24 * 3600.0
 
 Destination: TypeAlias = Path | BinaryIO | io.RawIOBase  # a path, or a file object PyAV writes to
 
@@ -97,6 +101,23 @@ def load_16k(path: Path) -> np.ndarray:
             for out in resampler.resample(frame)
         ]
     return np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, dtype=np.float32)
+
+
+def decoded(path: Path) -> np.ndarray:
+    """A whole file as the product's decoder delivers it, with no length limit."""
+    return np.concatenate(list(decode(path, NO_LIMIT_S)))
+
+
+def envelope(samples: np.ndarray, frame: int = ENVELOPE_FRAME) -> np.ndarray:
+    """Loudness in 20 ms frames: robust to the few samples of codec delay between two decodes."""
+    frames = len(samples) // frame
+    return np.sqrt(np.mean(samples[: frames * frame].reshape(frames, frame) ** 2, axis=1))
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two signals over the length they share."""
+    length = min(len(a), len(b))
+    return float(np.corrcoef(a[:length], b[:length])[0, 1])
 
 
 def trim_silence(samples: np.ndarray) -> np.ndarray:

@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 
+from tests.audio_fixtures import decoded
 from tests.corpus import manifest
 from tests.helpers import wer
-from worker.audio.decode import SAMPLE_RATE, decode
+from worker.audio.decode import SAMPLE_RATE
 from worker.engines.pocketsphinx import PocketsphinxEngine
-
-NO_LIMIT_S = 3600.0
 
 
 def _speech(name: str, seconds: float | None = None) -> np.ndarray:
-    samples = np.concatenate(list(decode(manifest()[name].path, NO_LIMIT_S)))
+    samples = decoded(manifest()[name].path)
     return samples if seconds is None else samples[: int(seconds * SAMPLE_RATE)]
 
 

@@ -13,7 +13,15 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio_fixtures import FORMATS, Format, concatenate_with_pauses, load_16k, make_formats, write_wav
+from tests.audio_fixtures import (
+    FORMATS,
+    Format,
+    concatenate_with_pauses,
+    envelope,
+    load_16k,
+    make_formats,
+    write_wav,
+)
 from tests.conftest import MAX_UPLOAD_BYTES, Platform
 from tests.corpus import Clip, manifest
 from tests.helpers import submit, wait_for, wer
@@ -35,7 +43,6 @@ PAUSE_S = 1.0
 DURATION_TOLERANCE_S = 0.05  # codec frames and encoder delay, at most a couple of frames
 DECLARED_TOLERANCE_S = 0.1  # a container's duration spans its longest stream: one 0.1 s video frame more
 WER_MARGIN = 0.05
-ENVELOPE_FRAME = 320  # 20 ms
 NO_LIMIT_S = 3600.0
 
 
@@ -71,11 +78,6 @@ def original_wer(original: Clip, platform: Platform) -> float:
         return wer(original.reference, _transcribe(client, original.path)["text"])
 
 
-def _envelope(samples: np.ndarray) -> np.ndarray:
-    frames = len(samples) // ENVELOPE_FRAME
-    return np.sqrt(np.mean(samples[: frames * ENVELOPE_FRAME].reshape(frames, ENVELOPE_FRAME) ** 2, axis=1))
-
-
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda fmt: fmt.name)
 def test_decodes_to_16k_mono_of_right_length(fmt: Format, encoded: dict[str, Path], original: Clip) -> None:
     path = encoded[fmt.name]
@@ -86,9 +88,9 @@ def test_decodes_to_16k_mono_of_right_length(fmt: Format, encoded: dict[str, Pat
     declared = declared_duration(path)
     assert declared is not None and declared == pytest.approx(original.duration, abs=DECLARED_TOLERANCE_S)
     # Same speech, not just the same length: a wrong rate or channel mix would distort the envelope.
-    reference = _envelope(load_16k(original.path))
-    envelope = _envelope(samples)[: len(reference)]
-    assert np.corrcoef(envelope, reference[: len(envelope)])[0, 1] > 0.99
+    reference = envelope(load_16k(original.path))
+    loudness = envelope(samples)[: len(reference)]
+    assert np.corrcoef(loudness, reference[: len(loudness)])[0, 1] > 0.99
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda fmt: fmt.name)

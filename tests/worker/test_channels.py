@@ -12,15 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.audio_fixtures import load_16k, write_wav
+from tests.audio_fixtures import decoded, load_16k, similarity, write_wav
 from tests.corpus import manifest
 from tests.helpers import wer
 from worker.audio.channels import MAX_ALIGNED_CHANNELS, MAX_DELAY_SECONDS, ChannelMixer, estimate_alignment
-from worker.audio.decode import SAMPLE_RATE, decode
+from worker.audio.decode import SAMPLE_RATE
 from worker.engines.pocketsphinx import PocketsphinxEngine
 
 SPEECH, OTHER_SPEECH = "en/jfk.wav", "en/sense_and_sensibility_01_austen_64kb-0870.wav"
-NO_LIMIT_S = 3600.0
 FRICATIVE_BAND_HZ = (4000.0, 7000.0)  # where a one-sample offset between channels cuts deepest
 
 
@@ -33,40 +32,32 @@ def _delayed(samples: np.ndarray, delay: int) -> np.ndarray:
     return np.concatenate([np.zeros(delay, dtype=np.float32), samples[: len(samples) - delay]])
 
 
-def _decoded(path: Path) -> np.ndarray:
-    return np.concatenate(list(decode(path, NO_LIMIT_S)))
-
-
 def _band_energy(samples: np.ndarray, band: tuple[float, float]) -> float:
     spectrum = np.abs(np.fft.rfft(samples)) ** 2
     frequencies = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
     return float(spectrum[(frequencies >= band[0]) & (frequencies < band[1])].sum())
 
 
-def _similarity(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 @pytest.mark.parametrize("delay", [1, 3, 160, 1200])
 def test_channels_a_few_samples_to_75_ms_apart_are_lined_up(speech: np.ndarray, delay: int, tmp_path: Path) -> None:
     later = _delayed(speech, delay)
     path = write_wav(tmp_path / "spaced.wav", np.stack([speech, later]))
-    decoded = _decoded(path)
-    assert len(decoded) == len(speech)
+    mixed = decoded(path)
+    assert len(mixed) == len(speech)
     # Lined up on the channel that hears the voice last, the mix is that channel, high frequencies and all.
-    assert _similarity(decoded, later) > 0.999
-    kept = _band_energy(decoded, FRICATIVE_BAND_HZ) / _band_energy(later, FRICATIVE_BAND_HZ)
+    assert similarity(mixed, later) > 0.999
+    kept = _band_energy(mixed, FRICATIVE_BAND_HZ) / _band_energy(later, FRICATIVE_BAND_HZ)
     assert kept > 0.95
 
 
 def test_an_inverted_channel_does_not_cancel_the_speech(speech: np.ndarray, tmp_path: Path) -> None:
     path = write_wav(tmp_path / "inverted.wav", np.stack([speech, -speech]))
-    decoded = _decoded(path)
-    assert _similarity(decoded, speech) > 0.999
-    assert np.sqrt(np.mean(decoded**2)) == pytest.approx(np.sqrt(np.mean(speech**2)), rel=0.01)
+    mixed = decoded(path)
+    assert similarity(mixed, speech) > 0.999
+    assert np.sqrt(np.mean(mixed**2)) == pytest.approx(np.sqrt(np.mean(speech**2)), rel=0.01)
     reference = manifest()[SPEECH].reference
     engine = PocketsphinxEngine()
-    heard = engine.transcribe([decoded])[0].text
+    heard = engine.transcribe([mixed])[0].text
     assert wer(reference, heard) == pytest.approx(wer(reference, engine.transcribe([speech])[0].text), abs=0.1)
 
 
@@ -74,9 +65,9 @@ def test_channels_with_different_voices_are_averaged(speech: np.ndarray, tmp_pat
     other = load_16k(manifest()[OTHER_SPEECH].path)
     length = min(len(speech), len(other))
     pair = np.stack([speech[:length], other[:length]])
-    decoded = _decoded(write_wav(tmp_path / "two-voices.wav", pair))
+    mixed = decoded(write_wav(tmp_path / "two-voices.wav", pair))
     pcm = np.round(np.clip(pair, -1, 1) * 32767) / 32768  # what the 16-bit file holds
-    np.testing.assert_allclose(decoded, pcm.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(mixed, pcm.mean(axis=0), atol=1e-4)
 
 
 def test_a_48k_recording_with_channels_62_us_apart_keeps_its_high_frequencies(
@@ -85,10 +76,10 @@ def test_a_48k_recording_with_channels_62_us_apart_keeps_its_high_frequencies(
     """Three samples at 48 kHz is one at 16 kHz: averaged unaligned, the channels lose most of 4-7 kHz."""
     rate = 48_000
     upsampled = np.interp(np.arange(len(speech) * 3) / 3, np.arange(len(speech)), speech).astype(np.float32)
-    mono = _decoded(write_wav(tmp_path / "48k-mono.wav", upsampled, rate=rate))
-    decoded = _decoded(write_wav(tmp_path / "48k.wav", np.stack([upsampled, _delayed(upsampled, 3)]), rate=rate))
+    mono = decoded(write_wav(tmp_path / "48k-mono.wav", upsampled, rate=rate))
+    mixed = decoded(write_wav(tmp_path / "48k.wav", np.stack([upsampled, _delayed(upsampled, 3)]), rate=rate))
     unaligned = (mono + _delayed(mono, 1)) / 2
-    kept = _band_energy(decoded, FRICATIVE_BAND_HZ) / _band_energy(mono, FRICATIVE_BAND_HZ)
+    kept = _band_energy(mixed, FRICATIVE_BAND_HZ) / _band_energy(mono, FRICATIVE_BAND_HZ)
     lost = _band_energy(unaligned, FRICATIVE_BAND_HZ) / _band_energy(mono, FRICATIVE_BAND_HZ)
     assert lost < 0.5 < 0.9 < kept
 

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio_fixtures import transcode
+from tests.audio_fixtures import decoded, envelope, similarity, transcode
 from tests.corpus import manifest
 from tests.helpers import submit, wait_for, wer
 from tingxie.errors import JobFailure
@@ -42,21 +42,6 @@ def _cut_in_half(source: Path) -> Path:
     data = source.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     return cut
-
-
-def _decoded(path: Path) -> np.ndarray:
-    return np.concatenate(list(decode(path, NO_LIMIT_S)))
-
-
-def _similarity(a: np.ndarray, b: np.ndarray) -> float:
-    length = min(len(a), len(b))
-    return float(np.corrcoef(a[:length], b[:length])[0, 1])
-
-
-def _envelope(samples: np.ndarray, frame: int = 320) -> np.ndarray:
-    """Loudness in 20 ms frames: robust to the few samples of codec delay between two decodes."""
-    frames = len(samples) // frame
-    return np.sqrt(np.mean(samples[: frames * frame].reshape(frames, frame) ** 2, axis=1))
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +81,8 @@ def test_files_joined_with_cat_decode_to_both(parts: tuple[Path, Path], joined: 
     assert abs(_seconds(joined) - (_seconds(first) + _seconds(second))) < JOIN_TOLERANCE_S
     # The second file's speech is really there, not noise: after the first file's length (give or take
     # the codec delay), the joined file's loudness follows the second file decoded alone.
-    rest, alone = _envelope(_decoded(joined)[len(_decoded(first)) :]), _envelope(_decoded(second))
-    assert max(_similarity(rest[lag:], alone) for lag in range(MAX_LAG_FRAMES)) > 0.95
+    rest, alone = envelope(decoded(joined)[len(decoded(first)) :]), envelope(decoded(second))
+    assert max(similarity(rest[lag:], alone) for lag in range(MAX_LAG_FRAMES)) > 0.95
 
 
 def test_damaged_packets_are_skipped(parts: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
