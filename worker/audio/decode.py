@@ -128,8 +128,8 @@ def decode(path: Path, max_seconds: float, report: DecodeReport | None = None) -
                 seen += len(block)
                 if seen > limit:
                     raise _too_long(max_seconds)
-                report.seconds = seen / SAMPLE_RATE
                 yield block
+        report.seconds = seen / SAMPLE_RATE
 
 
 def _frames(
