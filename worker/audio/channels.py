@@ -3,13 +3,16 @@
 Averaging channels is only right when they carry the speech in step. Two microphones a few metres apart
 hear the same voice tens of milliseconds apart, and their plain average is the voice plus a delayed copy
 of itself: a dense comb filter that recognisers handle badly (Lucier's "I am sitting in a room", recorded
-this way, goes from WER 1.00 to 0.74 with pocketsphinx once its channels are lined up). A channel wired
+this way, goes from WER 1.00 to 0.76 with pocketsphinx once its channels are lined up). A channel wired
 with inverted polarity is worse: the average of it and its partner is silence.
 
 So each run of alike frames is mixed by a `ChannelMixer` that looks at its opening seconds, finds for every
 channel the delay and sign that best match the loudest channel, and applies them for the rest of the run
 (delay-and-sum). Channels that do not match at any small delay — two callers on the two sides of a phone
-recording — are averaged as they are."""
+recording — are averaged as they are.
+
+Delays are whole samples of the rate the mixer is given; the decoder mixes at the source's rate, before
+resampling, where a sample is a third as long as at 16 kHz."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,7 +91,7 @@ class ChannelMixer:
     the alignment, then streams; the output has exactly as many samples as the input."""
 
     def __init__(self, rate: int) -> None:
-        self._rate = rate
+        self.rate = rate
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
         self._alignment: Alignment | None = None
@@ -105,7 +108,7 @@ class ChannelMixer:
             return
         self._pending.append(block)
         self._pending_samples += block.shape[1]
-        if self._pending_samples >= ESTIMATE_SECONDS * self._rate:
+        if self._pending_samples >= ESTIMATE_SECONDS * self.rate:
             yield from self._release()
 
     def flush(self) -> Iterator[np.ndarray]:
@@ -116,7 +119,7 @@ class ChannelMixer:
     def _release(self) -> Iterator[np.ndarray]:
         opening = np.concatenate(self._pending, axis=1)
         self._pending, self._pending_samples = [], 0
-        self._start(estimate_alignment(opening, self._rate))
+        self._start(estimate_alignment(opening, self.rate))
         yield self._mix(opening)
 
     def _start(self, alignment: Alignment) -> None:
