@@ -89,37 +89,22 @@ def cached_recording(minutes: float) -> Path:
 
 
 def prepare_with_tingxie(path: Path) -> str:
-    """Decode, plan and store as worker.service prepares a job, with the platform's settings (the defaults
-    unless TINGXIE_ variables say otherwise)."""
+    """Decode, plan and store as worker.service prepares a job (`plan_and_store`), with the platform's
+    settings (the defaults unless TINGXIE_ variables say otherwise)."""
     import uuid
 
     from tingxie.settings import get_settings
     from tingxie.storage import LocalStorage
-    from worker.audio.decode import SAMPLE_RATE, check_duration, decode
-    from worker.audio.plan import ChunkPlanner
-    from worker.audio.prefetch import prefetched
-    from worker.audio.wavio import encode_wav
+    from worker.audio.decode import check_duration
+    from worker.audio.prepare import plan_and_store
 
     settings = get_settings()
-    job = uuid.uuid4()
-    chunks = windows = 0
     with tempfile.TemporaryDirectory(prefix="tingxie-bench-") as tmp:
-        storage = LocalStorage(Path(tmp))
-        planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
         check_duration(path, settings.max_duration_seconds)
-
-        def store(planned: Iterator) -> None:
-            nonlocal chunks, windows
-            for chunk in planned:
-                if chunk.windows:
-                    storage.put_bytes(f"jobs/{job}/chunks/{chunk.index:05d}.wav", encode_wav(chunk.samples))
-                    chunks, windows = chunks + 1, windows + len(chunk.windows)
-
-        for block in prefetched(decode(path, settings.max_duration_seconds)):
-            store(planner.feed(block))
-        store(planner.finish())
-    audio = f"{planner.total_samples / SAMPLE_RATE:.0f} s of audio"
-    return f"{audio} -> {chunks} chunks, {windows} windows (chunks <= {settings.chunk_seconds:g} s)"
+        audio = plan_and_store(path, LocalStorage(Path(tmp)), f"jobs/{uuid.uuid4()}/chunks/", settings)
+    windows = sum(len(chunk.windows) for chunk in audio.chunks)
+    chunks = f"{len(audio.chunks)} chunks, {windows} windows (chunks <= {settings.chunk_seconds:g} s)"
+    return f"{audio.duration:.0f} s of audio -> {chunks}"
 
 
 def prepare_with_pydub(path: Path) -> str:

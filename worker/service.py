@@ -8,7 +8,6 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,25 +22,16 @@ from tingxie.queue import FINALIZE, TRANSCRIBE, enqueue
 from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
-from worker.audio.decode import SAMPLE_RATE, DecodeReport, check_duration, decode
-from worker.audio.plan import ChunkPlanner, PlannedChunk, Window
-from worker.audio.prefetch import prefetched
-from worker.audio.wavio import decode_wav, encode_wav
+from worker.audio.decode import SAMPLE_RATE, DecodeReport, check_duration
+from worker.audio.plan import Window
+from worker.audio.prepare import StoredChunk, plan_and_store
+from worker.audio.wavio import decode_wav
 from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 2.0  # how often prepare records how far it has got (and shows the job is alive)
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    index: int
-    start: float
-    end: float
-    audio_key: str
-    windows: tuple[Window, ...]
 
 
 # --- prepare -------------------------------------------------------------------------------------------
@@ -80,21 +70,17 @@ class Plan:
 
 
 def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Plan:
-    """Decode, detect speech and cut chunks in one streaming pass; each chunk is stored as it is cut, so
-    memory holds one chunk of samples whatever the length of the recording."""
+    """The source fetched to a temporary file, then decoded, planned and stored in one streaming pass,
+    with its progress written to the job as it goes."""
     settings = get_settings()
-    planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
-    stored: list[StoredChunk] = []
     report = DecodeReport()
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"
         storage.download(source_key, path)
         progress = _PrepareProgress(job_id, check_duration(path, settings.max_duration_seconds))
-        for block in prefetched(decode(path, settings.max_duration_seconds, report)):
-            stored += _store_audible(job_id, planner.feed(block), storage)
-            progress.update(planner.total_samples / SAMPLE_RATE)
-        stored += _store_audible(job_id, planner.finish(), storage)
-    return Plan(duration=planner.total_samples / SAMPLE_RATE, chunks=stored, warnings=report.warnings())
+        prefix = f"{job_prefix(job_id)}chunks/"
+        audio = plan_and_store(path, storage, prefix, settings, report, on_progress=progress.update)
+    return Plan(duration=audio.duration, chunks=audio.chunks, warnings=report.warnings())
 
 
 class _PrepareProgress:
@@ -119,17 +105,6 @@ def _record_prepared(job_id: uuid.UUID, prepared_s: float, declared_s: float | N
         values["duration_s"] = declared_s
     with session_scope() as session:
         session.execute(update(Job).where(Job.id == job_id, Job.chunks_total.is_(None)).values(**values))
-
-
-def _store_audible(job_id: uuid.UUID, chunks: Iterable[PlannedChunk], storage: Storage) -> list[StoredChunk]:
-    """Chunks with speech are stored; silence-only chunks never reach the engine."""
-    return [_store_chunk(job_id, chunk, storage) for chunk in chunks if chunk.windows]
-
-
-def _store_chunk(job_id: uuid.UUID, chunk: PlannedChunk, storage: Storage) -> StoredChunk:
-    key = f"{job_prefix(job_id)}chunks/{chunk.index:05d}.wav"
-    storage.put_bytes(key, encode_wav(chunk.samples))
-    return StoredChunk(chunk.index, chunk.start, chunk.end, key, chunk.windows)
 
 
 def _record_plan(session: Session, job: Job, plan: Plan) -> None:

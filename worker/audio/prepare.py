@@ -1,0 +1,60 @@
+"""The prepare step's audio work, without the database: a source file decoded, planned and stored chunk
+by chunk in one streaming pass. `worker.service.prepare` runs it for a job; `bench/prep.py` measures it."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tingxie.settings import Settings
+from tingxie.storage import Storage
+from worker.audio.decode import SAMPLE_RATE, DecodeReport, decode
+from worker.audio.plan import ChunkPlanner, PlannedChunk, Window
+from worker.audio.prefetch import prefetched
+from worker.audio.wavio import encode_wav
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    index: int
+    start: float
+    end: float
+    audio_key: str
+    windows: tuple[Window, ...]
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    duration: float  # seconds decoded
+    chunks: list[StoredChunk]  # those with speech, in order
+
+
+def plan_and_store(
+    path: Path,
+    storage: Storage,
+    key_prefix: str,
+    settings: Settings,
+    report: DecodeReport | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> PreparedAudio:
+    """Decode (a thread ahead), detect speech and cut chunks; each chunk with speech is stored under
+    `key_prefix` as it is cut, so memory holds one chunk of samples whatever the length of the recording.
+    `on_progress` hears the seconds decoded so far after every block."""
+    planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
+    stored: list[StoredChunk] = []
+    for block in prefetched(decode(path, settings.max_duration_seconds, report)):
+        stored += _store_audible(planner.feed(block), storage, key_prefix)
+        if on_progress is not None:
+            on_progress(planner.total_samples / SAMPLE_RATE)
+    stored += _store_audible(planner.finish(), storage, key_prefix)
+    return PreparedAudio(planner.total_samples / SAMPLE_RATE, stored)
+
+
+def _store_audible(chunks: Iterable[PlannedChunk], storage: Storage, key_prefix: str) -> list[StoredChunk]:
+    """Chunks with speech are stored; silence-only chunks never reach the engine."""
+    return [_store_chunk(chunk, storage, key_prefix) for chunk in chunks if chunk.windows]
+
+
+def _store_chunk(chunk: PlannedChunk, storage: Storage, key_prefix: str) -> StoredChunk:
+    key = f"{key_prefix}{chunk.index:05d}.wav"
+    storage.put_bytes(key, encode_wav(chunk.samples))
+    return StoredChunk(chunk.index, chunk.start, chunk.end, key, chunk.windows)
