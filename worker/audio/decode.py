@@ -20,6 +20,9 @@ MAX_DAMAGED_SHARE = 0.5  # more damaged packets than this and the file is refuse
 # Audio this much shorter than the container declares was cut short. Both margins, because a header's
 # duration can be an estimate (a VBR MP3 without a Xing frame is timed from its first frame's bitrate).
 SHORT_BY_SECONDS, SHORT_BY_SHARE = 2.0, 0.1
+# Decoded frames are small (1,152 samples for MP3): they are mixed and resampled this many source samples at
+# a time, so that the cost per call is paid per third of a second rather than per frame.
+MIX_BLOCK_SAMPLES = 16_384
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +197,8 @@ class _Downmixer:
         self._converter: av.AudioResampler | None = None  # any sample format -> planar float, same rate
         self._mixer = ChannelMixer(SAMPLE_RATE)
         self._resampler: av.AudioResampler | None = None  # mono at the source rate -> SAMPLE_RATE
+        self._gathered: list[np.ndarray] = []  # converted frames not mixed yet
+        self._gathered_samples = 0
         self._shape: tuple[str, str, int] | None = None
 
     def resample(self, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
@@ -213,6 +218,7 @@ class _Downmixer:
     def _flush(self) -> Iterator[np.ndarray]:
         if self._converter is not None:
             yield from self._mix(self._converter.resample(None))
+            yield from self._mix_gathered()
             yield from self._to_sample_rate(self._mixer.flush())
             yield from self._resampled(None)
         self._converter, self._resampler, self._shape = None, None, None
@@ -221,7 +227,16 @@ class _Downmixer:
         for converted in frames:
             channels = converted.to_ndarray()  # (channels, samples)
             if channels.size:
-                yield from self._to_sample_rate(self._mixer.push(channels))
+                self._gathered.append(channels)
+                self._gathered_samples += channels.shape[1]
+        if self._gathered_samples >= MIX_BLOCK_SAMPLES:
+            yield from self._mix_gathered()
+
+    def _mix_gathered(self) -> Iterator[np.ndarray]:
+        if self._gathered:
+            block = np.concatenate(self._gathered, axis=1)
+            self._gathered, self._gathered_samples = [], 0
+            yield from self._to_sample_rate(self._mixer.push(block))
 
     def _to_sample_rate(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         for mono in blocks:
