@@ -22,6 +22,7 @@ from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
 from tingxie import migrate
 from tingxie.db import dispose_engines
 from tingxie.queue import get_celery
+from tingxie.runner import api_command, spawn, worker_command
 from tingxie.settings import get_settings
 from tingxie.storage import get_storage
 from worker.engines.registry import get_engine as get_speech_engine
@@ -141,11 +142,8 @@ def _flush_keeping_claim(db: int) -> None:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     port = free_port()
-    server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    server = spawn(command, dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     _wait_until(lambda: httpx.get(endpoint).status_code < 500, what="moto_server")
     yield endpoint
@@ -198,36 +196,8 @@ class Platform:
 
     def start(self) -> "Platform":
         subprocess.run([sys.executable, "-m", "tingxie.cli", "migrate"], env=self.env, check=True)
-        self._spawn(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-        )
-        self._spawn(
-            "worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "-Q",
-                "cpu,gpu",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-            ],
-        )
+        self._spawn("api", api_command("127.0.0.1", self.port, log_level="info"))
+        self._spawn("worker", worker_command(beat_schedule=None, log_level="INFO"))
         _wait_until(self._healthy, what="the API")
         return self
 
@@ -239,7 +209,7 @@ class Platform:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         with (self.log_dir / f"{name}.log").open("wb") as log:
-            self.children.append(subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+            self.children.append(spawn(command, self.env, stdout=log, stderr=subprocess.STDOUT))
 
     @property
     def url(self) -> str:

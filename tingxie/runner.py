@@ -1,5 +1,7 @@
 """`make serve` and `make demo`: run the API and a worker as child processes, and stop them cleanly."""
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -9,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,41 +21,34 @@ from tingxie.settings import get_settings
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 90
 FINAL = ("completed", "failed", "canceled")
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
-def _api_command(host: str, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:app",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+def api_command(host: str, port: int, log_level: str = "warning") -> list[str]:
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
+    return [*command, "--log-level", log_level]
 
 
-def _worker_command() -> list[str]:
-    # One process consuming both queues, with the reconciler's schedule (-B) embedded; a GPU deployment
-    # runs separate cpu and gpu workers and one beat instead.
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "--quiet",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "-Q",
-        "cpu,gpu",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "WARNING",
-    ]
+def worker_command(beat_schedule: Path | None, log_level: str = "WARNING") -> list[str]:
+    """One worker process consuming both queues, with the reconciler's schedule embedded (`-B`) when
+    `beat_schedule` names the file beat keeps its state in; a GPU deployment runs separate cpu and gpu
+    workers and one beat instead (compose.yaml)."""
+    command = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "-Q", "cpu,gpu"]
+    command += ["--pool", "solo", "--loglevel", log_level]
+    if beat_schedule is not None:
+        command += ["--beat", "--schedule", str(beat_schedule)]
+    return command
+
+
+def spawn(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
+    """A child that Linux kills when this process dies, even by SIGKILL, so a killed `make serve` or test
+    run leaves no API or worker behind to take the next one's tasks."""
+    return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, **options)
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextmanager
@@ -63,8 +59,8 @@ def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subp
     migrate.upgrade()
     child_env = {**os.environ, **(env or {})}
     children = [
-        subprocess.Popen(_api_command(settings.host, port), env=child_env),
-        subprocess.Popen(_worker_command(), env=child_env),
+        spawn(api_command(settings.host, port), child_env),
+        spawn(worker_command(settings.data_dir / "beat-schedule"), child_env),
     ]
     try:
         yield children
