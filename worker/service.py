@@ -8,7 +8,6 @@ import logging
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
-from tingxie.errors import JobWarning
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.queue import FINALIZE, TRANSCRIBE, enqueue
 from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
-from worker.audio.decode import SAMPLE_RATE, DecodeReport, check_duration
+from worker.audio.decode import SAMPLE_RATE, check_duration
 from worker.audio.plan import Window
-from worker.audio.prepare import StoredChunk, plan_and_store
+from worker.audio.prepare import PreparedAudio, plan_and_store
 from worker.audio.wavio import decode_wav
 from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
@@ -62,25 +60,16 @@ def _start_processing(job_id: uuid.UUID) -> str | None:
         return job.source_key
 
 
-@dataclass(frozen=True)
-class Plan:
-    duration: float
-    chunks: list[StoredChunk]
-    warnings: list[JobWarning]
-
-
-def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> Plan:
+def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> PreparedAudio:
     """The source fetched to a temporary file, then decoded, planned and stored in one streaming pass,
     with its progress written to the job as it goes."""
     settings = get_settings()
-    report = DecodeReport()
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"
         storage.download(source_key, path)
         progress = _PrepareProgress(job_id, check_duration(path, settings.max_duration_seconds))
         prefix = f"{job_prefix(job_id)}chunks/"
-        audio = plan_and_store(path, storage, prefix, settings, report, on_progress=progress.update)
-    return Plan(duration=audio.duration, chunks=audio.chunks, warnings=report.warnings())
+        return plan_and_store(path, storage, prefix, settings, on_progress=progress.update)
 
 
 class _PrepareProgress:
@@ -107,7 +96,7 @@ def _record_prepared(job_id: uuid.UUID, prepared_s: float, declared_s: float | N
         session.execute(update(Job).where(Job.id == job_id, Job.chunks_total.is_(None)).values(**values))
 
 
-def _record_plan(session: Session, job: Job, plan: Plan) -> None:
+def _record_plan(session: Session, job: Job, plan: PreparedAudio) -> None:
     job.duration_s = job.prepared_s = plan.duration
     job.chunks_total = len(plan.chunks)
     job.warnings = [warning.as_dict() for warning in plan.warnings]

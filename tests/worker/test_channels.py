@@ -21,6 +21,7 @@ from worker.engines.pocketsphinx import PocketsphinxEngine
 
 SPEECH, OTHER_SPEECH = "en/jfk.wav", "en/sense_and_sensibility_01_austen_64kb-0870.wav"
 FRICATIVE_BAND_HZ = (4000.0, 7000.0)  # where a one-sample offset between channels cuts deepest
+RATE_48K = 48_000
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,12 @@ def speech() -> np.ndarray:
 
 def _delayed(samples: np.ndarray, delay: int) -> np.ndarray:
     return np.concatenate([np.zeros(delay, dtype=np.float32), samples[: len(samples) - delay]])
+
+
+def _at_48k(samples: np.ndarray) -> np.ndarray:
+    """16 kHz samples resampled to 48 kHz by linear interpolation."""
+    step = RATE_48K // SAMPLE_RATE
+    return np.interp(np.arange(len(samples) * step) / step, np.arange(len(samples)), samples).astype(np.float32)
 
 
 def _band_energy(samples: np.ndarray, band: tuple[float, float]) -> float:
@@ -74,10 +81,9 @@ def test_a_48k_recording_with_channels_62_us_apart_keeps_its_high_frequencies(
     speech: np.ndarray, tmp_path: Path
 ) -> None:
     """Three samples at 48 kHz is one at 16 kHz: averaged unaligned, the channels lose most of 4-7 kHz."""
-    rate = 48_000
-    upsampled = np.interp(np.arange(len(speech) * 3) / 3, np.arange(len(speech)), speech).astype(np.float32)
-    mono = decoded(write_wav(tmp_path / "48k-mono.wav", upsampled, rate=rate))
-    mixed = decoded(write_wav(tmp_path / "48k.wav", np.stack([upsampled, _delayed(upsampled, 3)]), rate=rate))
+    upsampled = _at_48k(speech)
+    mono = decoded(write_wav(tmp_path / "48k-mono.wav", upsampled, rate=RATE_48K))
+    mixed = decoded(write_wav(tmp_path / "48k.wav", np.stack([upsampled, _delayed(upsampled, 3)]), rate=RATE_48K))
     unaligned = (mono + _delayed(mono, 1)) / 2
     kept = _band_energy(mixed, FRICATIVE_BAND_HZ) / _band_energy(mono, FRICATIVE_BAND_HZ)
     lost = _band_energy(unaligned, FRICATIVE_BAND_HZ) / _band_energy(mono, FRICATIVE_BAND_HZ)
@@ -87,11 +93,11 @@ def test_a_48k_recording_with_channels_62_us_apart_keeps_its_high_frequencies(
 def test_channels_are_lined_up_at_the_source_rate(speech: np.ndarray, tmp_path: Path) -> None:
     """Two samples at 48 kHz (42 us) is two thirds of a 16 kHz sample: channels mixed after resampling can
     only be lined up to within a third of a sample, which still dulls 4-7 kHz; mixed at 48 kHz they match."""
-    rate = 48_000
-    upsampled = np.interp(np.arange(len(speech) * 3) / 3, np.arange(len(speech)), speech).astype(np.float32)
+    upsampled = _at_48k(speech)
     later = _delayed(upsampled, 2)
-    mixed = decoded(write_wav(tmp_path / "48k.wav", np.stack([upsampled, later]), rate=rate))
-    each = np.stack([decoded(write_wav(tmp_path / f"{i}.wav", c, rate=rate)) for i, c in enumerate((upsampled, later))])
+    mixed = decoded(write_wav(tmp_path / "48k.wav", np.stack([upsampled, later]), rate=RATE_48K))
+    paths = [write_wav(tmp_path / f"channel-{i}.wav", c, rate=RATE_48K) for i, c in enumerate((upsampled, later))]
+    each = np.stack([decoded(path) for path in paths])  # every channel on its own, resampled to 16 kHz
     after_resampling = _mix_in_blocks(each, [])
     later_16k = each[1]
     kept = _band_energy(mixed, FRICATIVE_BAND_HZ) / _band_energy(later_16k, FRICATIVE_BAND_HZ)

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tingxie.errors import JobWarning
 from tingxie.settings import Settings
 from tingxie.storage import Storage
 from worker.audio.decode import SAMPLE_RATE, DecodeReport, decode
@@ -26,6 +27,7 @@ class StoredChunk:
 class PreparedAudio:
     duration: float  # seconds decoded
     chunks: list[StoredChunk]  # those with speech, in order
+    warnings: list[JobWarning]  # what the decode had to leave out
 
 
 def plan_and_store(
@@ -33,20 +35,20 @@ def plan_and_store(
     storage: Storage,
     key_prefix: str,
     settings: Settings,
-    report: DecodeReport | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> PreparedAudio:
     """Decode (a thread ahead), detect speech and cut chunks; each chunk with speech is stored under
     `key_prefix` as it is cut, so memory holds one chunk of samples whatever the length of the recording.
     `on_progress` hears the seconds decoded so far after every block."""
     planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
+    report = DecodeReport()
     stored: list[StoredChunk] = []
     for block in prefetched(decode(path, settings.max_duration_seconds, report)):
         stored += _store_audible(planner.feed(block), storage, key_prefix)
         if on_progress is not None:
             on_progress(planner.total_samples / SAMPLE_RATE)
     stored += _store_audible(planner.finish(), storage, key_prefix)
-    return PreparedAudio(planner.total_samples / SAMPLE_RATE, stored)
+    return PreparedAudio(planner.total_samples / SAMPLE_RATE, stored, report.warnings())
 
 
 def _store_audible(chunks: Iterable[PlannedChunk], storage: Storage, key_prefix: str) -> list[StoredChunk]:
