@@ -9,13 +9,12 @@ from fastapi import Depends, Header
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from api.exposure import check_open_mode_allowed, current_exposure
 from tingxie.db import get_sessionmaker, session_scope
 from tingxie.errors import Unauthorized
 from tingxie.models import ApiKey
 from tingxie.settings import Settings, get_settings
 from tingxie.storage import Storage, get_storage
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def _session() -> Iterator[Session]:
@@ -34,9 +33,12 @@ def hash_key(secret: str) -> str:
 
 
 def _auth_required(session: Session, settings: Settings) -> bool:
+    """Keys are required unless switched off, or unless this process listens on loopback addresses only
+    (the addresses it really listens on, not the TINGXIE_HOST setting) and no key has been created."""
+    check_open_mode_allowed(settings.auth_required)
     if settings.auth_required is not None:
         return settings.auth_required
-    if settings.host not in LOOPBACK_HOSTS:
+    if current_exposure().public:
         return True
     return bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
 

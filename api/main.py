@@ -1,6 +1,8 @@
 """The FastAPI application."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
 
@@ -11,15 +13,23 @@ from sqlalchemy import text
 from api.compat import router as compat_router
 from api.deps import SessionDep, SettingsDep, StorageDep
 from api.errors import error_response, install_error_handlers
+from api.exposure import watch_startup
 from api.jobs.endpoints import router as jobs_router
 from api.metrics import metrics
 from tingxie.languages import SUPPORTED_CODES
 from tingxie.queue import get_celery
+from tingxie.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    watch_startup(get_settings().auth_required)
+    yield
 
 
 def create_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = FastAPI(title="tingxie", version="0.1.0", summary="Self-hosted speech transcription")
+    app = FastAPI(title="tingxie", version="0.1.0", summary="Self-hosted speech transcription", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(jobs_router)
     app.include_router(compat_router)

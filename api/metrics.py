@@ -5,12 +5,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from sqlalchemy import func, select
 from starlette.responses import Response
 
-from api.deps import SessionDep
+from api.deps import CurrentKey, SessionDep
 from tingxie.models import Job
 from tingxie.states import JobStatus
 
 
-def metrics(session: SessionDep) -> Response:
+def metrics(session: SessionDep, _key: CurrentKey) -> Response:
+    """Platform-wide counts, so a key is needed unless the keyless local mode is on (Prometheus sends one
+    with `authorization: {credentials: ...}` in its scrape config)."""
     registry = CollectorRegistry()
     jobs = Gauge("tingxie_jobs", "Jobs by status", ["status"], registry=registry)
     audio = Gauge("tingxie_audio_seconds", "Seconds of audio in completed jobs", registry=registry)

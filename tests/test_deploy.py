@@ -39,3 +39,10 @@ def test_dockerfile_copies_every_package() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     for package in ("tingxie", "api", "worker", "migrations"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_images_and_compose_require_api_keys() -> None:
+    """They publish the API on the network, where the keyless local mode must never apply."""
+    assert "ENV TINGXIE_AUTH_REQUIRED=true" in (ROOT / "deploy" / "Dockerfile").read_text()
+    api_env = _compose()["services"]["api"]["environment"]
+    assert api_env["TINGXIE_AUTH_REQUIRED"] == "true"
