@@ -27,7 +27,8 @@ class ApiKey(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the secret
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set here, not only by the database: SQLite (the embedded mode) has no now().
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.current_timestamp())
     revoked_at: Mapped[datetime | None]
 
 
