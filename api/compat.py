@@ -23,7 +23,8 @@ from api.deps import CurrentKey, SettingsDep, StorageDep
 from api.jobs import intake
 from tingxie.errors import InvalidRequest, JobFailure, TingxieError
 from tingxie.models import Job
-from tingxie.states import JobStatus
+from tingxie.states import JobStatus, Priority
+from tingxie.transcript import from_rows
 
 router = APIRouter(tags=["compatibility"])
 
@@ -46,7 +47,8 @@ async def seed_transcribe(
     body: SeedRequest, settings: SettingsDep, storage: StorageDep, key: CurrentKey
 ) -> dict[str, Any]:
     data = _base64(body.file)
-    job = await intake.accept_bytes(data, None, {"language": body.language}, settings, storage, key)
+    fields = {"language": body.language, "priority": Priority.INTERACTIVE}
+    job = await intake.accept_bytes(data, None, fields, settings, storage, key)
     job = await _wait(key, job.id, settings.sync_wait_seconds)
     return {"text": job.text or "", "language": _main_language(job)}
 
@@ -62,7 +64,10 @@ def _base64(text: str) -> bytes:
 async def openai_transcriptions(
     request: Request, settings: SettingsDep, storage: StorageDep, key: CurrentKey
 ) -> Response:
-    job, fields = await intake.accept_multipart(request, settings, storage, key, field_aliases={"prompt": "context"})
+    aliases, defaults = {"prompt": "context"}, {"priority": str(Priority.INTERACTIVE)}
+    job, fields = await intake.accept_multipart(
+        request, settings, storage, key, field_aliases=aliases, defaults=defaults
+    )
     response_format = fields.get("response_format", "json")
     if response_format not in RESPONSE_FORMATS:
         raise InvalidRequest(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", code="invalid_format")
@@ -71,7 +76,7 @@ async def openai_transcriptions(
 
 
 def _openai_response(job: Job, response_format: str) -> Response:
-    segments = job.segments or []
+    segments = from_rows(job.segments)
     if response_format == "text":
         return PlainTextResponse(job.text or "")
     if response_format in ("srt", "vtt"):
@@ -85,7 +90,7 @@ def _openai_response(job: Job, response_format: str) -> Response:
             "language": _main_language(job),
             "duration": job.duration_s,
             "text": job.text or "",
-            "segments": [{"id": number, **segment} for number, segment in enumerate(segments)],
+            "segments": [{"id": number, **segment.as_dict()} for number, segment in enumerate(segments)],
         }
     )
 

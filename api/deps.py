@@ -1,6 +1,5 @@
 """Request dependencies, as `Annotated` aliases so that a handler's signature reads as documentation."""
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from typing import Annotated
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from api.exposure import check_open_mode_allowed, current_exposure
 from tingxie.db import get_sessionmaker, session_scope
 from tingxie.errors import Unauthorized
+from tingxie.keys import hash_key
 from tingxie.models import ApiKey
 from tingxie.settings import Settings, get_settings
 from tingxie.storage import Storage, get_storage
@@ -26,10 +26,6 @@ def _session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
-
-
-def hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _auth_required(session: Session, settings: Settings) -> bool:

@@ -33,7 +33,7 @@ from tests.corpus import Clip, manifest
 from tests.helpers import wer
 from tingxie.settings import Settings
 from worker.audio.decode import decode
-from worker.audio.plan import plan_chunks
+from worker.audio.plan import plan_chunks, window_audio
 from worker.engines.pocketsphinx import PocketsphinxEngine
 from worker.merge import join_text, merge_segments, window_segments
 
@@ -59,7 +59,7 @@ def pipeline_text(engine: PocketsphinxEngine, path: Path, window_s: float) -> st
     """The platform's path: chunks and windows cut in pauses, the engine on each window."""
     per_chunk = []
     for chunk in plan_chunks(decode(path, NO_LIMIT_S), CHUNK_S, window_s):
-        items = [chunk.samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in chunk.windows]
+        items = window_audio(chunk.samples, chunk.windows)
         per_chunk.append(window_segments(chunk.start, chunk.windows, engine.transcribe(items)))
     return join_text(merge_segments(per_chunk))
 

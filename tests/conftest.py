@@ -22,10 +22,11 @@ from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
 from tingxie import migrate
 from tingxie.db import dispose_engines
 from tingxie.queue import get_celery
-from tingxie.runner import api_command, spawn, worker_command
+from tingxie.runner import api_command, gpu_worker_command, spawn, worker_command
 from tingxie.settings import get_settings
 from tingxie.storage import get_storage
 from worker.engines.registry import get_engine as get_speech_engine
+from worker.engines.registry import reset_batcher
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
@@ -100,6 +101,7 @@ def free_port() -> int:
 
 def clear_caches() -> None:
     dispose_engines()
+    reset_batcher()
     for cached in (get_settings, get_storage, get_celery, get_speech_engine):
         cached.cache_clear()
 
@@ -186,7 +188,7 @@ def _wait_until(ready: object, what: str, timeout: float = 60) -> None:
 
 
 class Platform:
-    """The API and one Celery worker (both queues) as real processes with the given settings."""
+    """The API, a cpu-queue and a gpu-queue Celery worker as real processes with the given settings."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
@@ -196,8 +198,9 @@ class Platform:
 
     def start(self) -> "Platform":
         subprocess.run([sys.executable, "-m", "tingxie.cli", "migrate"], env=self.env, check=True)
-        self._spawn("api", api_command("127.0.0.1", self.port, log_level="info"))
-        self._spawn("worker", worker_command(beat_schedule=None, log_level="INFO"))
+        self.launch("api", api_command("127.0.0.1", self.port, log_level="info"))
+        self.launch("worker-cpu", worker_command(beat_schedule=None, log_level="INFO"))
+        self.launch("worker-gpu", gpu_worker_command(concurrency=4, log_level="INFO"))
         _wait_until(self._healthy, what="the API")
         return self
 
@@ -207,7 +210,8 @@ class Platform:
             raise RuntimeError("a platform process exited during start-up")
         return httpx.get(f"{self.url}/healthz").status_code == 200
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def launch(self, name: str, command: list[str]) -> None:
+        """Start one more process of this platform, logging to `<log_dir>/<name>.log`."""
         with (self.log_dir / f"{name}.log").open("wb") as log:
             self.children.append(spawn(command, self.env, stdout=log, stderr=subprocess.STDOUT))
 

@@ -8,14 +8,28 @@ from typing import Any
 
 import httpx
 import jiwer
+import redis
 from sqlalchemy import select
 
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job
+from tingxie.queue import PRIORITY_STEPS
 from tingxie.storage import get_storage
 from worker import service
 
 FINAL = ("completed", "failed", "canceled")
+PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport: queue "gpu" at step 3 is the list "gpu\x06\x163"
+
+
+def queued(broker: redis.Redis, queue: str) -> list[bytes]:
+    """Every message waiting in `queue`, at any priority step, most urgent step first."""
+    keys = [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
+    return [message for key in keys for message in reversed(broker.lrange(key, 0, -1))]
+
+
+def clear_queues(broker: redis.Redis, *queues: str) -> None:
+    for queue in queues:
+        broker.delete(*(queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS))
 
 
 def normalize(text: str) -> str:

@@ -1,7 +1,6 @@
 """`tingxie` command line: migrate, serve, demo, create-key."""
 
 import argparse
-import secrets
 import sys
 from pathlib import Path
 
@@ -34,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _create_key(name: str) -> int:
-    from api.deps import hash_key
     from tingxie.db import session_scope
+    from tingxie.keys import hash_key, new_secret
     from tingxie.models import ApiKey
 
     migrate.upgrade()
-    secret = "tx_" + secrets.token_urlsafe(32)
+    secret = new_secret()
     with session_scope() as session:
         session.add(ApiKey(name=name, key_hash=hash_key(secret)))
     print(secret)

@@ -4,11 +4,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tingxie.states import ChunkStatus, JobStatus
+from tingxie.states import ChunkStatus, JobStatus, Priority
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
@@ -41,6 +52,9 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
     language: Mapped[str] = mapped_column(String(16), default="auto")  # requested: "auto" or a code
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.BATCH)  # as submitted
+    # The broker's priority step for this job's tasks (0 first); see tingxie.queue.queue_priority.
+    queue_priority: Mapped[int] = mapped_column(SmallInteger, default=0)
     context: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str | None] = mapped_column(Text)
 
@@ -50,7 +64,8 @@ class Job(Base):
 
     duration_s: Mapped[float | None]  # declared by the container while preparing, then as decoded
     prepared_s: Mapped[float | None]  # audio decoded and cut into chunks so far
-    chunks_total: Mapped[int | None]
+    chunks_total: Mapped[int | None]  # set once prepare has cut the whole recording
+    chunks_cut: Mapped[int] = mapped_column(Integer, default=0)  # cut and queued so far
     chunks_done: Mapped[int] = mapped_column(Integer, default=0)
 
     text: Mapped[str | None] = mapped_column(Text)

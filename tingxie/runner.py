@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from tingxie import migrate
+from tingxie.queue import CPU_QUEUE, GPU_QUEUE
 from tingxie.settings import get_settings
 
 POLL_SECONDS = 0.5
@@ -29,15 +31,28 @@ def api_command(host: str, port: int, log_level: str = "warning") -> list[str]:
     return [*command, "--log-level", log_level]
 
 
+CPU_WORKER_CONCURRENCY = 2  # two prepares at once: a short job's never waits for a whole long one
+
+
 def worker_command(beat_schedule: Path | None, log_level: str = "WARNING") -> list[str]:
-    """One worker process consuming both queues, with the reconciler's schedule embedded (`-B`) when
-    `beat_schedule` names the file beat keeps its state in; a GPU deployment runs separate cpu and gpu
-    workers and one beat instead (compose.yaml)."""
-    command = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "-Q", "cpu,gpu"]
-    command += ["--pool", "solo", "--loglevel", log_level]
+    """The cpu-queue worker (prepare, finalize), with the reconciler's schedule embedded (`-B`) when
+    `beat_schedule` names the file beat keeps its state in; compose.yaml runs one beat of its own."""
+    command = _celery_worker(CPU_QUEUE, CPU_WORKER_CONCURRENCY, log_level)
     if beat_schedule is not None:
         command += ["--beat", "--schedule", str(beat_schedule)]
     return command
+
+
+def gpu_worker_command(concurrency: int, log_level: str = "WARNING") -> list[str]:
+    """The gpu-queue worker (transcribe): `concurrency` chunks held at once by a thread pool, whose
+    windows one batcher in the process gathers into engine calls (worker/batching.py)."""
+    return _celery_worker(GPU_QUEUE, concurrency, log_level)
+
+
+def _celery_worker(queue: str, concurrency: int, log_level: str) -> list[str]:
+    command = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "-Q", queue]
+    command += ["--pool", "threads", "--concurrency", str(concurrency), "--loglevel", log_level]
+    return [*command, "-n", f"{queue}-{uuid.uuid4().hex[:8]}@%h"]  # unique among workers of one broker
 
 
 def spawn(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
@@ -61,6 +76,7 @@ def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subp
     children = [
         spawn(api_command(settings.host, port), child_env),
         spawn(worker_command(settings.data_dir / "beat-schedule"), child_env),
+        spawn(gpu_worker_command(settings.transcribe_concurrency), child_env),
     ]
     try:
         yield children

@@ -4,7 +4,7 @@ a SQLite-backed broker under `TINGXIE_DATA_DIR`, so a fresh machine needs no ser
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 EngineName = Literal["pocketsphinx", "qwen3-asr", "whisper"]
 
 GIB = 1024**3
+CPU_AUTO_BATCH_SIZE = 8
 HOUR = 3600.0
 
 # The longest window each engine transcribes well; TINGXIE_WINDOW_SECONDS can only lower it. Pocketsphinx
@@ -39,7 +40,12 @@ class Settings(BaseSettings):
     model_path: str | None = None
     device: str = "auto"  # "auto" picks cuda when available
     dtype: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
-    batch_size: int = Field(8, ge=1)  # windows per generate call; halved on CUDA out-of-memory
+    # Windows per engine call, gathered from every chunk a worker holds; halved on CUDA out-of-memory.
+    # "auto": sized from the GPU's free memory on CUDA, CPU_AUTO_BATCH_SIZE on the CPU.
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    batch_wait_ms: float = Field(20.0, ge=0)  # longest a window waits for batch mates before a call starts
+    # Chunks a GPU worker holds at once (its Celery thread pool): enough to fill a call while others load.
+    transcribe_concurrency: int = Field(16, ge=1)
 
     # Audio pipeline.
     chunk_seconds: float = Field(300.0, ge=1)  # queue chunk: unit of parallelism and retry

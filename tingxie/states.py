@@ -18,6 +18,13 @@ class JobStatus(StrEnum):
 FINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
+class Priority(StrEnum):
+    """How a job is queued: interactive work (the synchronous routes, the web page) goes ahead of bulk."""
+
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
 class ChunkStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"

@@ -21,6 +21,7 @@ from tingxie.errors import StorageError
 from tingxie.settings import Settings, get_settings
 
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB, all but the last
+DOWNLOAD_BLOCK_BYTES = 1024 * 1024
 
 
 class ObjectWriter(Protocol):
@@ -130,8 +131,13 @@ class S3Storage:
             return body
 
     def download(self, key: str, path: Path) -> None:
+        """Streamed in this thread, DOWNLOAD_BLOCK_BYTES at a time. boto3's download_file runs a pool of
+        threads with queued buffers, and the memory they take stays with the worker after the job ends."""
         with storage_errors("read"):
-            self.client.download_file(self.bucket, key, str(path))
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            with path.open("wb") as out:
+                for block in body.iter_chunks(DOWNLOAD_BLOCK_BYTES):
+                    out.write(block)
 
     def delete_prefix(self, prefix: str) -> None:
         with storage_errors("delete"):

@@ -2,8 +2,8 @@
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
+from tingxie.transcript import TranscriptSegment
 from worker.audio.plan import Window, to_absolute
 from worker.engines.base import Segment, Transcription
 
@@ -16,10 +16,11 @@ UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "km"})
 
 def window_segments(
     chunk_start: float, windows: Sequence[Window], results: Sequence[Transcription]
-) -> list[dict[str, Any]]:
-    """Segments of one chunk in recording time, as stored on the chunk row."""
+) -> list[TranscriptSegment]:
+    """One chunk's segments in recording time, from its windows' results (in the windows' order, however
+    the batcher mixed them with other chunks' windows on the way)."""
     return [
-        _segment_dict(chunk_start, window, segment)
+        _placed(chunk_start, window, segment)
         for window, result in zip(windows, results, strict=True)
         for segment in result.segments
         if clean_text(segment.text)
@@ -30,34 +31,34 @@ def clean_text(text: str) -> str:
     return " ".join(_CONTROL.sub("", text).split())
 
 
-def _segment_dict(chunk_start: float, window: Window, segment: Segment) -> dict[str, Any]:
+def _placed(chunk_start: float, window: Window, segment: Segment) -> TranscriptSegment:
     end = min(segment.end, window.end - window.start)
-    return {
-        "start": round(to_absolute(chunk_start, window.start, segment.start), 3),
-        "end": round(to_absolute(chunk_start, window.start, end), 3),
-        "language": segment.language,
-        "text": clean_text(segment.text),
-    }
+    return TranscriptSegment(
+        start=round(to_absolute(chunk_start, window.start, segment.start), 3),
+        end=round(to_absolute(chunk_start, window.start, end), 3),
+        language=segment.language,
+        text=clean_text(segment.text),
+    )
 
 
-def merge_segments(per_chunk: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+def merge_segments(per_chunk: Iterable[Sequence[TranscriptSegment]]) -> list[TranscriptSegment]:
     merged = [segment for chunk in per_chunk for segment in chunk]
-    return sorted(merged, key=lambda segment: (segment["start"], segment["end"]))
+    return sorted(merged, key=lambda segment: (segment.start, segment.end))
 
 
-def join_text(segments: Sequence[dict[str, Any]]) -> str:
+def join_text(segments: Sequence[TranscriptSegment]) -> str:
     text = ""
     for segment in segments:
         if text and not _unspaced_join(text, segment):
             text += " "
-        text += segment["text"]
+        text += segment.text
     return text
 
 
-def _unspaced_join(text: str, segment: dict[str, Any]) -> bool:
-    return segment["language"] in UNSPACED_LANGUAGES and not text[-1].isascii()
+def _unspaced_join(text: str, segment: TranscriptSegment) -> bool:
+    return segment.language in UNSPACED_LANGUAGES and not text[-1].isascii()
 
 
-def detected_languages(segments: Sequence[dict[str, Any]]) -> list[str]:
+def detected_languages(segments: Sequence[TranscriptSegment]) -> list[str]:
     """Languages in order of first appearance."""
-    return list(dict.fromkeys(s["language"] for s in segments if s["language"]))
+    return list(dict.fromkeys(s.language for s in segments if s.language))

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
-from tingxie.models import Chunk, Job, utcnow
-from tingxie.queue import FINALIZE, PREPARE, TRANSCRIBE, enqueue
+from tingxie.models import Job, utcnow
+from tingxie.queue import PREPARE, enqueue
 from tingxie.settings import get_settings
-from tingxie.states import ChunkStatus, JobStatus
+from tingxie.states import JobStatus
+from worker.service import enqueue_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ def reconcile(now: datetime | None = None) -> int:
 
 def _resume(session: Session, job: Job) -> None:
     if job.chunks_total is None:
-        enqueue(session, PREPARE, str(job.id))
-        return
-    pending = session.scalars(select(Chunk.index).where(Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE)).all()
-    for index in pending:
-        enqueue(session, TRANSCRIBE, str(job.id), str(index))
-    if not pending:
-        enqueue(session, FINALIZE, str(job.id))
+        enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
+    else:
+        enqueue_unfinished(session, job)

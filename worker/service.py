@@ -8,23 +8,25 @@ import logging
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job, utcnow
-from tingxie.queue import FINALIZE, TRANSCRIBE, enqueue
+from tingxie.queue import FINALIZE, TRANSCRIBE, chunk_priority, enqueue
 from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
-from worker.audio.decode import SAMPLE_RATE, check_duration
-from worker.audio.plan import Window
-from worker.audio.prepare import PreparedAudio, plan_and_store
+from tingxie.transcript import TranscriptSegment, from_rows, to_rows
+from worker.audio.decode import check_duration
+from worker.audio.plan import Window, window_audio
+from worker.audio.prepare import PreparedAudio, StoredChunk, plan_and_store
 from worker.audio.wavio import decode_wav
-from worker.engines.registry import get_engine
+from worker.batching import Prompt
+from worker.engines.registry import get_batcher
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def _start_processing(job_id: uuid.UUID) -> str | None:
         if job is None:
             return None
         if job.chunks_total is not None:  # redelivered after planning: resend what is unfinished
-            _enqueue_unfinished(session, job)
+            enqueue_unfinished(session, job)
             return None
         job.status = JobStatus.PROCESSING
         job.started_at = job.started_at or utcnow()
@@ -62,14 +64,47 @@ def _start_processing(job_id: uuid.UUID) -> str | None:
 
 def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> PreparedAudio:
     """The source fetched to a temporary file, then decoded, planned and stored in one streaming pass,
-    with its progress written to the job as it goes."""
+    with its progress written to the job and each chunk queued for transcription as it is stored."""
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="tingxie-") as tmp:
         path = Path(tmp) / "source"
         storage.download(source_key, path)
         progress = _PrepareProgress(job_id, check_duration(path, settings.max_duration_seconds))
         prefix = f"{job_prefix(job_id)}chunks/"
-        return plan_and_store(path, storage, prefix, settings, on_progress=progress.update)
+        return plan_and_store(
+            path, storage, prefix, settings, on_progress=progress.update, on_chunk=lambda c: _queue_chunk(job_id, c)
+        )
+
+
+def _queue_chunk(job_id: uuid.UUID, stored: StoredChunk) -> None:
+    """Record a chunk as soon as it is stored and queue its transcription. A prepare that runs again
+    (redelivered after a crash) cuts the same chunks: one already recorded is queued again unless done."""
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is None:
+            return
+        chunk = session.get(Chunk, (job_id, stored.index))
+        if chunk is None:
+            chunk = _chunk_row(job_id, stored)
+            session.add(chunk)
+            job.chunks_cut += 1
+        if chunk.status != ChunkStatus.DONE:
+            _enqueue_chunk(session, job, stored.index)
+
+
+def _chunk_row(job_id: uuid.UUID, stored: StoredChunk) -> Chunk:
+    return Chunk(
+        job_id=job_id,
+        index=stored.index,
+        start_s=stored.start,
+        end_s=stored.end,
+        audio_key=stored.audio_key,
+        windows=[[w.start, w.end] for w in stored.windows],
+    )
+
+
+def _enqueue_chunk(session: Session, job: Job, index: int) -> None:
+    enqueue(session, TRANSCRIBE, str(job.id), str(index), priority=chunk_priority(job.queue_priority, index))
 
 
 class _PrepareProgress:
@@ -97,71 +132,79 @@ def _record_prepared(job_id: uuid.UUID, prepared_s: float, declared_s: float | N
 
 
 def _record_plan(session: Session, job: Job, plan: PreparedAudio) -> None:
+    """The whole recording is cut: its chunks are already recorded and queued, so what is left is their
+    count; should every chunk be done by now, the job goes straight to finalize."""
     job.duration_s = job.prepared_s = plan.duration
-    job.chunks_total = len(plan.chunks)
+    job.chunks_total = job.chunks_cut = len(plan.chunks)
     job.warnings = [warning.as_dict() for warning in plan.warnings]
-    for chunk in plan.chunks:
-        session.add(
-            Chunk(
-                job_id=job.id,
-                index=chunk.index,
-                start_s=chunk.start,
-                end_s=chunk.end,
-                audio_key=chunk.audio_key,
-                windows=[[w.start, w.end] for w in chunk.windows],
-            )
-        )
-    session.flush()
-    _enqueue_unfinished(session, job)
+    _finalize_if_complete(session, job, job.chunks_done, job.chunks_total)
 
 
-def _enqueue_unfinished(session: Session, job: Job) -> None:
+def enqueue_unfinished(session: Session, job: Job) -> None:
+    """Queue every chunk not yet done, or finalize when none is left (a job whose plan is recorded)."""
     pending = session.scalars(select(Chunk.index).where(Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE)).all()
     for index in pending:
-        enqueue(session, TRANSCRIBE, str(job.id), str(index))
+        _enqueue_chunk(session, job, index)
     if not pending:
-        enqueue(session, FINALIZE, str(job.id))
+        enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
 
 
 # --- transcribe ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChunkWork:
+    """What transcribing one chunk needs, read from the database in one short transaction."""
+
+    job_id: uuid.UUID
+    index: int
+    audio_key: str
+    start: float  # the chunk's start in the recording
+    windows: tuple[Window, ...]  # relative to the chunk
+    prompt: Prompt
+    priority: int  # the chunk's broker priority step: interactive work goes first in the batcher too
+
+
 def transcribe(job_id: uuid.UUID, index: int) -> None:
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        chunk = session.get(Chunk, (job_id, index))
-        if job is None or chunk is None or JobStatus(job.status).is_final:
-            return
-        if chunk.status == ChunkStatus.DONE:
-            _finalize_if_complete(session, job.id, job.chunks_done, job.chunks_total)
-            return
-        work = (chunk.audio_key, chunk.start_s, _windows(chunk), job.language, job.context)
-    audio_key, chunk_start, windows, language, context = work
-    samples = decode_wav(get_storage().get_bytes(audio_key))
-    segments = _run_engine(samples, chunk_start, windows, language, context)
+    """One chunk: its windows join the process's batcher (and whatever other chunks and jobs are in it),
+    and the chunk's own results are committed; the task is acknowledged only after that."""
+    work = _chunk_work(job_id, index)
+    if work is None:
+        return
+    samples = decode_wav(get_storage().get_bytes(work.audio_key))
+    results = get_batcher().transcribe(window_audio(samples, work.windows), work.prompt, work.priority)
+    segments = window_segments(work.start, work.windows, results)
     with session_scope() as session:
         _record_chunk(session, job_id, index, segments)
 
 
-def _windows(chunk: Chunk) -> tuple[Window, ...]:
-    return tuple(Window(start, end) for start, end in chunk.windows)
+def _chunk_work(job_id: uuid.UUID, index: int) -> ChunkWork | None:
+    """The chunk's work, or None when there is none: the job is gone or final, or the chunk is done."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        chunk = session.get(Chunk, (job_id, index))
+        if job is None or chunk is None or JobStatus(job.status).is_final:
+            return None
+        if chunk.status == ChunkStatus.DONE:
+            _finalize_if_complete(session, job, job.chunks_done, job.chunks_total)
+            return None
+        return ChunkWork(
+            job_id=job_id,
+            index=index,
+            audio_key=chunk.audio_key,
+            start=chunk.start_s,
+            windows=tuple(Window(start, end) for start, end in chunk.windows),
+            prompt=Prompt(language=None if job.language == "auto" else job.language, context=job.context),
+            priority=chunk_priority(job.queue_priority, index),
+        )
 
 
-def _run_engine(
-    samples: np.ndarray, chunk_start: float, windows: tuple[Window, ...], language: str, context: str | None
-) -> list[dict]:
-    items = [samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in windows]
-    forced = None if language == "auto" else language
-    results = get_engine().transcribe(items, language=forced, context=context)
-    return window_segments(chunk_start, windows, results)
-
-
-def _record_chunk(session: Session, job_id: uuid.UUID, index: int, segments: list[dict]) -> None:
+def _record_chunk(session: Session, job_id: uuid.UUID, index: int, segments: list[TranscriptSegment]) -> None:
     """Mark the chunk done and count it, once: a redelivered task finds it done and changes nothing."""
     marked = session.execute(
         update(Chunk)
         .where(Chunk.job_id == job_id, Chunk.index == index, Chunk.status != ChunkStatus.DONE)
-        .values(status=ChunkStatus.DONE, segments=segments, updated_at=utcnow())
+        .values(status=ChunkStatus.DONE, segments=to_rows(segments), updated_at=utcnow())
     )
     if marked.rowcount != 1:  # type: ignore[attr-defined]
         return
@@ -171,12 +214,14 @@ def _record_chunk(session: Session, job_id: uuid.UUID, index: int, segments: lis
         .values(chunks_done=Job.chunks_done + 1, updated_at=utcnow())
         .returning(Job.chunks_done, Job.chunks_total)
     ).one()
-    _finalize_if_complete(session, job_id, done, total)
+    job = session.get(Job, job_id)
+    if job is not None:
+        _finalize_if_complete(session, job, done, total)
 
 
-def _finalize_if_complete(session: Session, job_id: uuid.UUID, done: int, total: int | None) -> None:
+def _finalize_if_complete(session: Session, job: Job, done: int, total: int | None) -> None:
     if total is not None and done >= total:
-        enqueue(session, FINALIZE, str(job_id))
+        enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
 
 
 # --- finalize and failure ------------------------------------------------------------------------------
@@ -187,11 +232,13 @@ def finalize(job_id: uuid.UUID) -> None:
         job = _lock_active_job(session, job_id)
         if job is None:
             return
+        if job.chunks_total is None:
+            return  # prepare is still cutting the recording; its end enqueues finalize if all are done
         chunks = session.scalars(select(Chunk).where(Chunk.job_id == job_id).order_by(Chunk.index)).all()
         if any(chunk.status != ChunkStatus.DONE for chunk in chunks):
             return  # a late duplicate of finalize; the last chunk enqueues it again
-        segments = merge_segments(chunk.segments or [] for chunk in chunks)
-        job.segments = segments
+        segments = merge_segments(from_rows(chunk.segments) for chunk in chunks)
+        job.segments = to_rows(segments)
         job.text = join_text(segments)
         job.languages = detected_languages(segments)
         job.status = JobStatus.COMPLETED

@@ -13,6 +13,7 @@ from api.jobs.schemas import JobList, JobOut
 from tingxie.errors import Conflict
 from tingxie.models import Job
 from tingxie.states import JobStatus
+from tingxie.transcript import from_rows, to_rows
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -66,9 +67,10 @@ def get_transcript(
             f"job {job_id} is {job.status}; the transcript is ready once it is completed",
             code="transcript_not_ready",
         )
-    segments = job.segments or []
+    segments = from_rows(job.segments)
     if format == "json":
-        return JSONResponse({"id": str(job.id), "text": job.text, "languages": job.languages, "segments": segments})
+        rows = to_rows(segments)
+        return JSONResponse({"id": str(job.id), "text": job.text, "languages": job.languages, "segments": rows})
     render = {"txt": formats.to_txt, "srt": formats.to_srt, "vtt": formats.to_vtt}[format]
     media = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}[format]
     return PlainTextResponse(render(segments), media_type=media)

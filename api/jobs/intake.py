@@ -17,6 +17,7 @@ from tingxie.db import session_scope
 from tingxie.errors import InvalidRequest, PayloadTooLarge, TingxieError
 from tingxie.models import Job
 from tingxie.settings import Settings
+from tingxie.states import Priority
 from tingxie.storage import Storage
 
 
@@ -27,15 +28,18 @@ async def accept_multipart(
     key: uuid.UUID | None,
     idempotency_key: str | None = None,
     field_aliases: dict[str, str] | None = None,
+    defaults: dict[str, str] | None = None,
 ) -> tuple[Job, dict[str, str]]:
-    """Stream the `file` part to storage and queue a job; returns the job and the form's text fields."""
+    """Stream the `file` part to storage and queue a job; returns the job and the form's text fields
+    (`defaults` for those the form leaves out)."""
     existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
     if existing is not None:
         return existing, {}
     job_id = uuid.uuid4()
     source = service.source_key(job_id)
     upload = await receive_upload(request, lambda: storage.writer(source), settings.max_upload_bytes)
-    fields = {(field_aliases or {}).get(name, name): value for name, value in upload.fields.items()}
+    given = {(field_aliases or {}).get(name, name): value for name, value in upload.fields.items()}
+    fields = (defaults or {}) | given
     with _discard_on_error(storage, source):
         if not upload.stored:
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
@@ -86,6 +90,7 @@ def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: st
         context=fields.get("context") or None,
         webhook_url=fields.get("webhook_url") or None,
         idempotency_key=idempotency_key,
+        priority=service.validate_priority(fields.get("priority", Priority.BATCH)),
     )
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from tingxie.models import Job
+from tingxie.transcript import from_rows
 
 
 class Progress(BaseModel):
@@ -62,7 +63,7 @@ class JobOut(BaseModel):
             filename=job.source_filename,
             progress=Progress(chunks_done=job.chunks_done, chunks_total=job.chunks_total, prepared_s=job.prepared_s),
             text=job.text,
-            segments=[SegmentOut(**s) for s in job.segments] if job.segments is not None else None,
+            segments=[SegmentOut(**s.as_dict()) for s in from_rows(job.segments)] if job.segments is not None else None,
             error=error,
             warnings=[WarningOut(**w) for w in job.warnings or []],
         )

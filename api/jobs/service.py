@@ -3,14 +3,14 @@
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tingxie.errors import Conflict, InvalidRequest, NotFound
 from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
 from tingxie.models import Job, utcnow
-from tingxie.queue import PREPARE, enqueue
-from tingxie.states import JobStatus
+from tingxie.queue import PREPARE, enqueue, job_priority
+from tingxie.states import JobStatus, Priority
 from tingxie.storage import Storage, job_prefix
 
 MAX_PAGE = 200
@@ -22,6 +22,7 @@ class JobRequest:
     context: str | None = None
     webhook_url: str | None = None
     idempotency_key: str | None = None
+    priority: Priority = Priority.BATCH
 
 
 def source_key(job_id: uuid.UUID) -> str:
@@ -44,6 +45,20 @@ def validate_language(language: str, engine: str) -> str:
     return code
 
 
+def validate_priority(priority: str) -> Priority:
+    try:
+        return Priority(priority.strip() or Priority.BATCH)
+    except ValueError:
+        valid = ", ".join(Priority)
+        raise InvalidRequest(f"unknown priority {priority!r}; valid values: {valid}", code="invalid_priority") from None
+
+
+def _unfinished_jobs(session: Session, key_id: uuid.UUID | None) -> int:
+    owner = Job.api_key_id.is_(None) if key_id is None else Job.api_key_id == key_id
+    unfinished = Job.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING])
+    return session.scalar(select(func.count()).where(owner, unfinished)) or 0
+
+
 def create_job(
     session: Session,
     key_id: uuid.UUID | None,
@@ -62,10 +77,12 @@ def create_job(
         source_key=source_key(job_id),
         source_filename=filename,
         source_bytes=size,
+        priority=request.priority,
+        queue_priority=job_priority(request.priority == Priority.INTERACTIVE, _unfinished_jobs(session, key_id)),
     )
     session.add(job)
     session.flush()
-    enqueue(session, PREPARE, str(job.id))
+    enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
     return job
 
 

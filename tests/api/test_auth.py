@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from api.deps import hash_key
 from api.main import create_app
 from tests.corpus import OSR
 from tingxie.db import session_scope
+from tingxie.keys import hash_key
 from tingxie.models import ApiKey, utcnow
 
 

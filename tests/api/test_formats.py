@@ -5,10 +5,11 @@ import httpx
 from api import formats
 from tests.corpus import OSR
 from tests.helpers import submit, wait_for
+from tingxie.transcript import TranscriptSegment
 
 SEGMENTS = [
-    {"start": 0.5, "end": 2.25, "language": "zh", "text": "你好"},
-    {"start": 3661.0, "end": 3662.999, "language": "en", "text": "hello there"},
+    TranscriptSegment(start=0.5, end=2.25, language="zh", text="你好"),
+    TranscriptSegment(start=3661.0, end=3662.999, language="en", text="hello there"),
 ]
 
 

@@ -12,6 +12,7 @@ import redis
 from tests.conftest import clear_caches
 from tests.corpus import SPEECH
 from tests.helpers import run_worker_steps, stored_job
+from tingxie.transcript import from_rows
 from worker.engines.registry import get_engine
 from worker.merge import detected_languages, join_text
 
@@ -59,11 +60,12 @@ def test_worker_path_writes_segments_with_languages(engine_worker: str) -> None:
     windows = sum(len(chunk.windows) for chunk in chunks)
     assert windows > 4 and max(calls) == 4  # windows went through generate in batches of 4
     assert sum(calls) >= windows
-    for segment in job.segments or []:
-        assert 0 <= segment["start"] < segment["end"] <= (job.duration_s or 0) + 0.01
-        assert segment["language"] is None or isinstance(segment["language"], str)
-    assert job.text == join_text(job.segments or [])
-    assert job.languages == detected_languages(job.segments or [])
+    segments = from_rows(job.segments)
+    for segment in segments:
+        assert 0 <= segment.start < segment.end <= (job.duration_s or 0) + 0.01
+        assert segment.language is None or isinstance(segment.language, str)
+    assert job.text == join_text(segments)
+    assert job.languages == detected_languages(segments)
 
 
 def test_forced_language_tags_every_segment(engine_worker: str) -> None:

@@ -6,7 +6,7 @@ worker consumes, so the test controls every delivery and can count what was enqu
 import redis
 
 from tests.corpus import OSR
-from tests.helpers import job_and_chunks, stored_job
+from tests.helpers import job_and_chunks, queued, stored_job
 from worker import service
 
 
@@ -17,7 +17,7 @@ def test_redelivered_transcribe_leaves_one_set_of_segments(idle_broker: redis.Re
     job, chunks = job_and_chunks(job_id)
     assert job.chunks_total == len(chunks) >= 3
     # The first prepare enqueued each chunk; the second re-sent the unfinished ones.
-    assert idle_broker.llen("gpu") == 2 * len(chunks)
+    assert len(queued(idle_broker, "gpu")) == 2 * len(chunks)
 
     service.transcribe(job_id, 0)
     first = job_and_chunks(job_id)[1][0].segments
@@ -28,7 +28,7 @@ def test_redelivered_transcribe_leaves_one_set_of_segments(idle_broker: redis.Re
 
     for chunk in chunks[1:]:
         service.transcribe(job_id, chunk.index)
-    assert idle_broker.llen("cpu") == 1  # only the chunk that completed the set enqueued finalize
+    assert len(queued(idle_broker, "cpu")) == 1  # only the chunk that completed the set enqueued finalize
     service.finalize(job_id)
     service.finalize(job_id)
     job, chunks = job_and_chunks(job_id)

@@ -6,7 +6,7 @@ import redis
 from sqlalchemy import update
 
 from tests.corpus import OSR
-from tests.helpers import job_and_chunks, stored_job
+from tests.helpers import clear_queues, job_and_chunks, queued, stored_job
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.settings import get_settings
@@ -28,13 +28,12 @@ def test_stalled_jobs_get_their_next_step_again(idle_broker: redis.Redis) -> Non
     for chunk in chunks[1:]:
         service.transcribe(lost_chunk, chunk.index)
     fresh = stored_job(OSR)
-    idle_broker.delete("cpu", "gpu")
+    clear_queues(idle_broker, "cpu", "gpu")
     for job_id in (lost_prepare, lost_chunk):
         _age(job_id, stale)
 
     assert reconcile() == 2
-    cpu = [message for message in idle_broker.lrange("cpu", 0, -1)]
-    gpu = [message for message in idle_broker.lrange("gpu", 0, -1)]
+    cpu, gpu = queued(idle_broker, "cpu"), queued(idle_broker, "gpu")
     assert len(cpu) == 1 and str(lost_prepare).encode() in cpu[0]  # prepare again
     assert len(gpu) == 1 and str(lost_chunk).encode() in gpu[0]  # only the unfinished chunk
     assert str(fresh).encode() not in b"".join(cpu + gpu)
@@ -43,6 +42,6 @@ def test_stalled_jobs_get_their_next_step_again(idle_broker: redis.Redis) -> Non
     with session_scope() as session:  # once every chunk is done, the missing step is finalize
         session.execute(update(Chunk).where(Chunk.job_id == lost_chunk).values(status="done", segments=[]))
     _age(lost_chunk, stale)
-    idle_broker.delete("cpu", "gpu")
+    clear_queues(idle_broker, "cpu", "gpu")
     assert reconcile() == 1
-    assert idle_broker.llen("cpu") == 1 and idle_broker.llen("gpu") == 0
+    assert len(queued(idle_broker, "cpu")) == 1 and not queued(idle_broker, "gpu")

@@ -51,6 +51,11 @@ def to_absolute(chunk_start: float, window_start: float, t: float) -> float:
 # --- speech regions from frame probabilities ------------------------------------------------------------
 
 
+def window_audio(samples: np.ndarray, windows: Iterable[Window]) -> list[np.ndarray]:
+    """Each window's samples out of its chunk's."""
+    return [samples[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)] for w in windows]
+
+
 def speech_mask(probs: np.ndarray) -> np.ndarray:
     """Per frame: is it speech? Hysteresis, then short gaps closed and short blips dropped."""
     mask = np.zeros(len(probs), dtype=bool)

@@ -13,7 +13,7 @@ from transformers import AttentionInterface, BatchFeature, Qwen3ASRForConditiona
 
 from tingxie.languages import forced_engine_name, from_engine_name, normalize_code
 from worker.engines.base import SAMPLE_RATE, WINDOW_SAMPLES, Transcription, as_windows, whole_item
-from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, resolve_dtype
+from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, kv_cache_bytes, resolve_dtype
 
 Components = tuple[Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor]
 
@@ -30,6 +30,9 @@ ENCODER_CHUNK_ITEMS = 32
 # one call per window, about 4 per 30 s item and layer, and those calls dominate the encoder's
 # time at large batches. Under this name it gets one call per layer (see _windowed_attention).
 WINDOWED_ATTENTION = "tingxie_windowed_sdpa_flash"
+
+AUDIO_TOKENS_PER_SECOND = 13  # the encoder's output rate: 390 positions for a 30 s window
+PROMPT_TOKENS = 64  # chat template, language and a short context around the audio
 
 
 class Qwen3AsrEngine:
@@ -62,6 +65,14 @@ class Qwen3AsrEngine:
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self._batcher = AdaptiveBatcher(value)
+
+    def window_bytes(self) -> int:
+        """Device memory one full window's key/value cache takes, prompt and longest answer included."""
+        text: Any = self.hf_model.config.text_config
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        tokens = PROMPT_TOKENS + AUDIO_TOKENS_PER_SECOND * WINDOW_SAMPLES // SAMPLE_RATE
+        tokens += self.budget.for_samples(WINDOW_SAMPLES)
+        return kv_cache_bytes(text.num_hidden_layers, text.num_key_value_heads, head_dim, tokens, self.dtype)
 
     def transcribe(
         self,

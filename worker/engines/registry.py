@@ -1,12 +1,25 @@
-"""Builds the configured engine, once per worker process (the first task loads it)."""
+"""Builds the configured engine and the batcher in front of it, once per worker process (the first task
+loads them; the tasks of a thread pool that start together wait for that one load)."""
 
 import logging
+import threading
 from functools import lru_cache
+from typing import Protocol
 
-from tingxie.settings import Settings, get_settings
+from tingxie.settings import CPU_AUTO_BATCH_SIZE, Settings, get_settings
+from worker.batching import WindowBatcher
 from worker.engines.base import Engine
+from worker.engines.torch_support import batch_for_memory
 
 log = logging.getLogger(__name__)
+
+
+class BatchedEngine(Protocol):
+    """A torch engine: it batches windows itself and lowers its batch on CUDA out-of-memory."""
+
+    batch_size: int
+
+    def window_bytes(self) -> int: ...
 
 
 def resolve_device(device: str) -> str:
@@ -26,13 +39,28 @@ def build_engine(settings: Settings) -> Engine:
     if not settings.model_path:
         raise RuntimeError(f"TINGXIE_MODEL_PATH must name a local model directory for {settings.engine}")
     device = resolve_device(settings.device)
+    batch_size = CPU_AUTO_BATCH_SIZE if settings.batch_size == "auto" else settings.batch_size
+    engine: Engine
     if settings.engine == "qwen3-asr":
         from worker.engines.qwen3_asr import Qwen3AsrEngine
 
-        return Qwen3AsrEngine(settings.model_path, device, settings.dtype, settings.batch_size)
-    from worker.engines.whisper import WhisperEngine
+        engine = Qwen3AsrEngine(settings.model_path, device, settings.dtype, batch_size)
+    else:
+        from worker.engines.whisper import WhisperEngine
 
-    return WhisperEngine(settings.model_path, device, settings.dtype, settings.batch_size)
+        engine = WhisperEngine(settings.model_path, device, settings.dtype, batch_size)
+    if settings.batch_size == "auto" and device.startswith("cuda"):
+        _fit_batch_to_memory(engine)
+    return engine
+
+
+def _fit_batch_to_memory(engine: BatchedEngine) -> None:
+    """With the weights loaded, size the batch from the memory left on the GPU."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info()
+    engine.batch_size = batch_for_memory(free, engine.window_bytes())
+    log.info("batch size %d from %.1f GiB free on the GPU", engine.batch_size, free / 1024**3)
 
 
 @lru_cache(maxsize=1)
@@ -41,3 +69,35 @@ def get_engine() -> Engine:
     engine = build_engine(settings)
     log.info("loaded engine %s (%s) on %s", engine.name, engine.model, engine.device)
     return engine
+
+
+def batch_limit(engine: Engine, settings: Settings) -> int:
+    """Windows per engine call: the torch engines' own size, which falls after an out-of-memory error."""
+    size = getattr(engine, "batch_size", None)
+    if isinstance(size, int):
+        return size
+    return CPU_AUTO_BATCH_SIZE if settings.batch_size == "auto" else settings.batch_size
+
+
+_batcher_lock = threading.Lock()
+_batcher: WindowBatcher | None = None
+
+
+def get_batcher() -> WindowBatcher:
+    """The process's one batcher, in front of its one engine."""
+    global _batcher
+    with _batcher_lock:
+        if _batcher is None:
+            settings = get_settings()
+            engine = get_engine()
+            _batcher = WindowBatcher(engine, lambda: batch_limit(engine, settings), settings.batch_wait_ms / 1000)
+        return _batcher
+
+
+def reset_batcher() -> None:
+    """Stop the batcher, so the next task builds one for the current settings (tests change them)."""
+    global _batcher
+    with _batcher_lock:
+        if _batcher is not None:
+            _batcher.close()
+        _batcher = None

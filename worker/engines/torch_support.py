@@ -76,3 +76,21 @@ class AdaptiveBatcher:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return None
+
+
+# What a batch needs besides its windows' caches: the encoder's chunk of items (ENCODER_CHUNK_ITEMS in
+# qwen3_asr.py, about 6 GiB at full size), the sampling step's logits and the allocator's slack.
+BATCH_RESERVE_BYTES = 8 * 1024**3
+CACHE_HEADROOM = 2.0  # a window's activations and fragmentation, over its key/value cache
+MAX_AUTO_BATCH = 512  # past this the 1.7B model gains nothing on an H100 (bench/README.md)
+
+
+def batch_for_memory(free_bytes: int, window_bytes: int) -> int:
+    """How many windows of `window_bytes` cache each fit in `free_bytes` of device memory."""
+    room = free_bytes - BATCH_RESERVE_BYTES
+    return max(1, min(MAX_AUTO_BATCH, int(room // (window_bytes * CACHE_HEADROOM))))
+
+
+def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype: torch.dtype) -> int:
+    """Keys and values of `tokens` positions in every layer."""
+    return 2 * layers * kv_heads * head_dim * tokens * dtype.itemsize

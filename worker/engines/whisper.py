@@ -12,7 +12,7 @@ from transformers import BatchFeature, WhisperForConditionalGeneration, WhisperP
 
 from tingxie.languages import from_whisper_code, normalize_code, to_whisper_code
 from worker.engines.base import SAMPLE_RATE, Transcription, as_windows, whole_item
-from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, resolve_dtype
+from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, kv_cache_bytes, resolve_dtype
 
 Components = tuple[WhisperForConditionalGeneration, WhisperProcessor]
 
@@ -48,6 +48,15 @@ class WhisperEngine:
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self._batcher = AdaptiveBatcher(value)
+
+    def window_bytes(self) -> int:
+        """Device memory one window's caches take: its own tokens' keys and values, and the encoder
+        positions every decoder layer attends to."""
+        config = self.hf_model.config
+        head_dim = config.d_model // config.decoder_attention_heads
+        positions = config.max_target_positions + config.max_source_positions
+        layers, heads = config.decoder_layers, config.decoder_attention_heads
+        return kv_cache_bytes(layers, heads, head_dim, positions, self.dtype)
 
     @property
     def multilingual(self) -> bool:
