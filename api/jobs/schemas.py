@@ -12,6 +12,7 @@ from tingxie.transcript import from_rows
 class Progress(BaseModel):
     chunks_done: int
     chunks_total: int | None  # None until prepare has cut the whole recording into chunks
+    chunks_cut: int  # cut and queued so far: transcription starts before the whole recording is decoded
     prepared_s: float | None  # seconds of audio prepare has decoded so far (of `duration_s`)
 
 
@@ -61,7 +62,12 @@ class JobOut(BaseModel):
             languages=job.languages,
             duration_s=job.duration_s,
             filename=job.source_filename,
-            progress=Progress(chunks_done=job.chunks_done, chunks_total=job.chunks_total, prepared_s=job.prepared_s),
+            progress=Progress(
+                chunks_done=job.chunks_done,
+                chunks_total=job.chunks_total,
+                chunks_cut=job.chunks_cut,
+                prepared_s=job.prepared_s,
+            ),
             text=job.text,
             segments=[SegmentOut(**s.as_dict()) for s in from_rows(job.segments)] if job.segments is not None else None,
             error=error,

@@ -12,7 +12,8 @@ import redis
 
 from tests.audio_fixtures import transcode
 from tests.corpus import OSR
-from tests.helpers import job_and_chunks, stored_job
+from tests.helpers import job_and_chunks, queued, stored_job
+from tingxie.storage import get_storage
 from worker import service
 
 
@@ -55,3 +56,27 @@ def test_progress_is_not_written_after_the_plan(idle_broker: redis.Redis, osr_mp
     service._record_prepared(job_id, 1.0, 99.0)
     job, _ = job_and_chunks(job_id)
     assert job.prepared_s == job.duration_s == pytest.approx(35.55, abs=0.05)
+
+
+def test_chunks_are_queued_as_they_are_cut(
+    idle_broker: redis.Redis, osr_mp3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk's transcription is queued (and counted in `chunks_cut`) before the next chunk is even
+    stored, so the GPU starts on the first minutes while prepare is still decoding the rest."""
+    storage = get_storage()
+    store = storage.put_bytes
+    queued_before: list[tuple[int, int | None]] = []  # at each chunk store: (messages queued, chunks_cut)
+
+    def store_and_look(key: str, data: bytes) -> None:
+        if "/chunks/" in key:
+            job, _ = job_and_chunks(job_id)
+            queued_before.append((len(queued(idle_broker, "gpu")), job.chunks_cut))
+        store(key, data)
+
+    monkeypatch.setattr(storage, "put_bytes", store_and_look)
+    job_id = stored_job(osr_mp3)
+    service.prepare(job_id)
+    job, chunks = job_and_chunks(job_id)
+    assert len(chunks) >= 3
+    assert queued_before == [(index, index) for index in range(len(chunks))]
+    assert job.chunks_cut == job.chunks_total == len(chunks) == len(queued(idle_broker, "gpu"))

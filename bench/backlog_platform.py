@@ -1,0 +1,259 @@
+"""What bench/backlog.py runs on: services of its own, a random-weight model on disk, recordings made from
+the corpus, the engine alone on their windows, and the platform's processes started and stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import wave
+from datetime import datetime
+from itertools import cycle
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import psycopg
+import torch
+
+from tests.audio_fixtures import concatenate_with_pauses, write_wav
+from tests.corpus import manifest
+from tests.engines.tiny_models import build_qwen3_asr_processor, build_tiny_qwen3_asr
+from tingxie import migrate
+from tingxie.runner import api_command, gpu_worker_command, spawn, worker_command
+from tingxie.settings import Settings
+from worker.audio.decode import decode
+from worker.audio.plan import plan_chunks, window_audio
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PAUSE_S = 1.0
+CHUNK_SECONDS = 300.0
+POLL_S = 0.2
+WAIT_S = 6 * 3600
+ON_CUDA = torch.cuda.is_available()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Services:
+    """A Redis server, a Postgres database and an S3 server of the bench's own, and a scratch directory."""
+
+    def __enter__(self) -> Services:
+        self.directory = Path(tempfile.mkdtemp(prefix="tingxie-backlog-"))
+        self.database = f"tingxie_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.database}"')
+        self.database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.database}"
+        migrate.upgrade(self.database_url)
+        redis_port, s3_port = _free_port(), _free_port()
+        redis_command = ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
+        self._children = [spawn(redis_command, dict(os.environ), stdout=subprocess.DEVNULL)]
+        moto = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)]
+        self._children.append(spawn(moto, dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.broker_url = f"redis://127.0.0.1:{redis_port}/0"
+        self.s3_url = f"http://127.0.0.1:{s3_port}"
+        _wait(lambda: httpx.get(self.s3_url).status_code < 500, "moto_server")
+        return self
+
+    def __exit__(self, *_exc: object | TracebackType) -> None:
+        for child in self._children:
+            child.terminate()
+            child.wait(timeout=30)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def flush_broker(self) -> None:
+        port = self.broker_url.rsplit(":", 1)[1].split("/")[0]
+        subprocess.run(["redis-cli", "-p", port, "flushall"], check=True, stdout=subprocess.DEVNULL)
+
+
+def _wait(ready: object, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():  # type: ignore[operator]
+                return
+        except (httpx.TransportError, OSError):
+            pass
+        time.sleep(POLL_S)
+    raise RuntimeError(f"{what} did not start within {timeout} s")
+
+
+def build_model(directory: Path) -> Path:
+    """A random-weight Qwen3-ASR saved like real weights: full size on CUDA, the tests' tiny one on CPU."""
+    if not ON_CUDA:
+        return build_tiny_qwen3_asr(directory / "qwen3-asr-tiny")
+    from bench.gpu_throughput import full_size_config, random_model
+
+    processor = build_qwen3_asr_processor()
+    target = directory / "qwen3-asr-1.7b-random"
+    random_model(full_size_config(processor), "cuda", torch.bfloat16).save_pretrained(target)
+    processor.save_pretrained(target)
+    return target
+
+
+def recordings(count: int, minutes: float, directory: Path, name: str = "backlog") -> list[Path]:
+    """`count` recordings of the corpus's WAV clips in turn, each starting at a different clip."""
+    clips = [clip.path for clip in manifest().values() if clip.path.suffix == ".wav"]
+    paths = []
+    for number in range(count):
+        chosen, total, turn = [], 0.0, cycle(clips[number % len(clips) :] + clips[: number % len(clips)])
+        while total < minutes * 60:
+            chosen.append(next(turn))
+            total += audio_seconds(chosen[-1]) + PAUSE_S
+        samples, _ = concatenate_with_pauses(chosen, PAUSE_S)
+        paths.append(write_wav(directory / f"{name}-{number}.wav", samples[: int(minutes * 60 * 16_000)]))
+    return paths
+
+
+def audio_seconds(path: Path) -> float:
+    with wave.open(str(path)) as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+def engine_alone(model: Path, paths: list[Path], batch_sizes: list[int]) -> tuple[int, float]:
+    """The engine on the backlog's own windows (cut as the platform cuts them) at each batch size, one
+    CPU thread on CPU as each worker has; returns the best (batch size, audio s/s)."""
+    from worker.engines.qwen3_asr import Qwen3AsrEngine
+
+    if not ON_CUDA:
+        torch.set_num_threads(1)
+    engine = Qwen3AsrEngine(model, device="cuda" if ON_CUDA else "cpu")
+    windows = _windows(paths)[: max(batch_sizes) * 2]
+    seconds = sum(len(window) for window in windows) / 16_000
+    engine.transcribe(windows[:1])
+    best = (0, 0.0)
+    print(f"engine alone on {len(windows)} of the backlog's windows ({seconds:.0f} s):")
+    for size in batch_sizes:
+        engine.batch_size = size
+        started = time.perf_counter()
+        engine.transcribe(windows)
+        rate = seconds / (time.perf_counter() - started)
+        print(f"  batch {size:>4}: {rate:8.1f} audio s/s", flush=True)
+        best = max(best, (size, rate), key=lambda row: row[1])
+    return best
+
+
+def _windows(paths: list[Path]) -> list:
+    settings = Settings(engine="qwen3-asr", chunk_seconds=CHUNK_SECONDS)
+    found = []
+    for path in paths:
+        for chunk in plan_chunks(decode(path, 24 * 3600), CHUNK_SECONDS, settings.planned_window_seconds):
+            found += window_audio(chunk.samples, chunk.windows)
+    return found
+
+
+class BenchPlatform:
+    """The API, a cpu worker and GPU workers on the bench's services, started and stopped per run."""
+
+    def __init__(self, services: Services, model: Path, batch_size: int) -> None:
+        self.services = services
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | {
+            "TINGXIE_DATA_DIR": str(services.directory / "data"),
+            "TINGXIE_DATABASE_URL": services.database_url,
+            "TINGXIE_BROKER_URL": services.broker_url,
+            "TINGXIE_S3_ENDPOINT_URL": services.s3_url,
+            "TINGXIE_S3_ACCESS_KEY": "bench",
+            "TINGXIE_S3_SECRET_KEY": "bench",
+            "TINGXIE_ENGINE": "qwen3-asr",
+            "TINGXIE_MODEL_PATH": str(model),
+            "TINGXIE_BATCH_SIZE": str(batch_size),
+            "TINGXIE_CHUNK_SECONDS": str(CHUNK_SECONDS),
+            "TINGXIE_AUTH_REQUIRED": "false",
+        }
+        self.port = _free_port()
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._run = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, gpu_workers: int) -> None:
+        self._run += 1
+        self.services.flush_broker()
+        self._launch("api", api_command("127.0.0.1", self.port), self.env)
+        self._launch("cpu", worker_command(None, log_level="INFO"), self.env)
+        self.start_gpu_workers(gpu_workers)
+        _wait(lambda: httpx.get(f"{self.url}/healthz").status_code == 200, "the API")
+
+    def start_gpu_workers(self, count: int) -> list[Path]:
+        logs = []
+        for number in range(count):
+            env = self.env | (
+                {"CUDA_VISIBLE_DEVICES": str(number % torch.cuda.device_count())}
+                if ON_CUDA
+                else {"OMP_NUM_THREADS": "1"}
+            )
+            logs.append(self._launch(f"gpu{number}", gpu_worker_command(concurrency=32, log_level="INFO"), env))
+        return logs
+
+    def _launch(self, name: str, command: list[str], env: dict[str, str]) -> Path:
+        log = self.services.directory / f"run{self._run}-{name}.log"
+        with log.open("wb") as out:
+            self._children.append(spawn(command, env, stdout=out, stderr=subprocess.STDOUT))
+        return log
+
+    def stop(self) -> None:
+        for child in self._children:
+            child.terminate()
+        for child in self._children:
+            child.wait(timeout=120)
+        self._children = []
+
+    def submit_all(self, paths: list[Path], priority: str) -> list[str]:
+        return [self._submit(path, priority) for path in paths]
+
+    def _submit(self, path: Path, priority: str) -> str:
+        with path.open("rb") as audio, httpx.Client(base_url=self.url, timeout=600) as client:
+            response = client.post("/v1/jobs", files={"file": (path.name, audio)}, data={"priority": priority})
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def _jobs(self, ids: list[str]) -> list[dict]:
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            return [client.get(f"/v1/jobs/{job_id}").json() for job_id in ids]
+
+    def _until(self, ids: list[str], done: object) -> list[dict]:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            jobs = self._jobs(ids)
+            failed = [job for job in jobs if job["status"] in ("failed", "canceled")]
+            if failed:
+                raise RuntimeError(f"a job did not complete: {failed[0]['error']}")
+            if all(done(job) for job in jobs):  # type: ignore[operator]
+                return jobs
+            time.sleep(POLL_S)
+        raise RuntimeError("the backlog did not finish")
+
+    def wait_prepared(self, ids: list[str]) -> None:
+        self._until(ids, lambda job: job["progress"]["chunks_total"] is not None)
+
+    def wait_completed(self, ids: list[str]) -> list[float]:
+        jobs = self._until(ids, lambda job: job["status"] == "completed")
+        return [datetime.fromisoformat(job["finished_at"]).timestamp() for job in jobs]
+
+    def wait_first_call(self) -> None:
+        logs = sorted(self.services.directory.glob(f"run{self._run}-gpu*.log"))
+        _wait(lambda: any("engine call:" in log.read_text(errors="replace") for log in logs), "an engine call", WAIT_S)
+
+    def warm_up(self) -> None:
+        """One short job, so the GPU worker has its model loaded before anything is timed."""
+        clip = next(clip.path for clip in manifest().values() if clip.path.suffix == ".wav")
+        self.wait_completed([self._submit(clip, "interactive")])
+
+    def latency(self, path: Path, priority: str) -> float:
+        job_id = self._submit(path, priority)
+        self.wait_completed([job_id])
+        job = self._jobs([job_id])[0]
+        return (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])).total_seconds()
