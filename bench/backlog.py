@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.backlog_platform import BenchPlatform, Services, audio_seconds, build_model, recordings
+from bench.backlog_platform import BenchPlatform, Latency, Services, audio_seconds, build_model, recordings
 from bench.backlog_platform import engine_alone as measure_engine
 
 CALL_LINE = re.compile(r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/\w+\] engine call: (?P<n>\d+) windows in (?P<s>[\d.]+) s")
@@ -92,7 +92,7 @@ def end_to_end(platform: BenchPlatform, paths: list[Path]) -> float:
     return max(finished) - started
 
 
-def interactive_latency(platform: BenchPlatform, paths: list[Path], clip: Path) -> tuple[float, float]:
+def interactive_latency(platform: BenchPlatform, paths: list[Path], clip: Path) -> tuple[Latency, Latency]:
     """The clip's latency on an idle platform, then behind the backlog (submitted once the GPU is busy)."""
     platform.start(gpu_workers=1)
     platform.warm_up()
@@ -106,7 +106,7 @@ def interactive_latency(platform: BenchPlatform, paths: list[Path], clip: Path) 
 
 
 def report(
-    best: tuple[int, float], stages: list[StageRun], e2e: tuple[float, float], latency: tuple[float, float]
+    best: tuple[int, float], stages: list[StageRun], e2e: tuple[float, float], latency: tuple[Latency, Latency]
 ) -> None:
     batch, engine_rate = best
     print(f"\nengine alone, best batch {batch}: {engine_rate:.1f} audio s/s")
@@ -123,9 +123,12 @@ def report(
     rate = audio / wall
     print(f"end to end (1 GPU worker): {wall:.1f} s wall, {rate:.1f} audio s/s, {rate / engine_rate:.2f} of the engine")
     alone, behind = latency
-    ratio = behind / alone
+    ratio = behind.total_s / alone.total_s
     label = f"interactive {INTERACTIVE_SECONDS:.0f} s job"
-    print(f"{label}: {alone:.1f} s alone, {behind:.1f} s behind the backlog ({ratio:.2f}x)")
+    print(f"{label}: {alone.total_s:.1f} s alone, {behind.total_s:.1f} s behind the backlog ({ratio:.2f}x)")
+    print(
+        f"{'':{len(label) + 2}}waiting for a cpu worker: {alone.queued_s:.1f} s alone, {behind.queued_s:.1f} s behind"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -134,6 +137,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--batch-sizes", default="1,4,8,16,32,64", help="engine-alone sizes to try")
     parser.add_argument("--smoke", action="store_true", help="2 jobs of 1 minute, batch sizes 1 and 8")
+    parser.add_argument("--generate-cache", choices=("dynamic", "static"), default="dynamic")
     return parser.parse_args(argv)
 
 
@@ -146,9 +150,13 @@ def main(argv: list[str] | None = None) -> None:
         model = build_model(services.directory)
         paths = recordings(jobs, minutes, services.directory)
         clip = recordings(1, INTERACTIVE_SECONDS / 60, services.directory, name="interactive")[0]
-        print(f"backlog: {jobs} x {minutes:g} min ({sum(audio_seconds(p) for p in paths):.0f} s of audio); {model}")
-        best = measure_engine(model, paths, sizes)
-        platform = BenchPlatform(services, model, batch_size=best[0])
+        print(
+            f"backlog: {jobs} x {minutes:g} min ({sum(audio_seconds(p) for p in paths):.0f} s of audio); {model.name}"
+        )
+        static = {"cache_implementation": "static"} if args.generate_cache == "static" else None
+        best = measure_engine(model, paths, sizes, static)
+        platform = BenchPlatform(services, model, batch_size=best[0], generate_cache=args.generate_cache)
+        print(f"platform: batch size {best[0]}, {platform.concurrency} chunks held per GPU worker", flush=True)
         stages = [transcribe_stage(platform, paths, workers) for workers in (1, 2)]
         e2e = (end_to_end(platform, paths), sum(audio_seconds(p) for p in paths))
         latency = interactive_latency(platform, paths, clip)

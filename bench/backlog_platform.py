@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 import wave
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import cycle
 from pathlib import Path
@@ -35,6 +36,8 @@ PAUSE_S = 1.0
 CHUNK_SECONDS = 300.0
 POLL_S = 0.2
 WAIT_S = 6 * 3600
+ENGINE_SAMPLE_WINDOWS = 128  # the engine alone is timed on at least this many of the backlog's windows
+WINDOWS_PER_CHUNK = 10  # about, for 300 s chunks of speech in windows of up to 30 s
 ON_CUDA = torch.cuda.is_available()
 
 
@@ -121,15 +124,17 @@ def audio_seconds(path: Path) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
-def engine_alone(model: Path, paths: list[Path], batch_sizes: list[int]) -> tuple[int, float]:
+def engine_alone(
+    model: Path, paths: list[Path], batch_sizes: list[int], generate_kwargs: dict[str, str] | None = None
+) -> tuple[int, float]:
     """The engine on the backlog's own windows (cut as the platform cuts them) at each batch size, one
     CPU thread on CPU as each worker has; returns the best (batch size, audio s/s)."""
     from worker.engines.qwen3_asr import Qwen3AsrEngine
 
     if not ON_CUDA:
         torch.set_num_threads(1)
-    engine = Qwen3AsrEngine(model, device="cuda" if ON_CUDA else "cpu")
-    windows = _windows(paths)[: max(batch_sizes) * 2]
+    engine = Qwen3AsrEngine(model, device="cuda" if ON_CUDA else "cpu", generate_kwargs=generate_kwargs)
+    windows = _windows(paths)[: max(ENGINE_SAMPLE_WINDOWS, max(batch_sizes) * 3)]
     seconds = sum(len(window) for window in windows) / 16_000
     engine.transcribe(windows[:1])
     best = (0, 0.0)
@@ -153,10 +158,16 @@ def _windows(paths: list[Path]) -> list:
     return found
 
 
+@dataclass(frozen=True)
+class Latency:
+    queued_s: float  # submitted until a cpu worker started preparing it
+    total_s: float  # submitted until completed
+
+
 class BenchPlatform:
     """The API, a cpu worker and GPU workers on the bench's services, started and stopped per run."""
 
-    def __init__(self, services: Services, model: Path, batch_size: int) -> None:
+    def __init__(self, services: Services, model: Path, batch_size: int, generate_cache: str = "dynamic") -> None:
         self.services = services
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | {
             "TINGXIE_DATA_DIR": str(services.directory / "data"),
@@ -170,7 +181,11 @@ class BenchPlatform:
             "TINGXIE_BATCH_SIZE": str(batch_size),
             "TINGXIE_CHUNK_SECONDS": str(CHUNK_SECONDS),
             "TINGXIE_AUTH_REQUIRED": "false",
+            "TINGXIE_GENERATE_CACHE": generate_cache,
         }
+        # Chunks held per GPU worker: two calls' worth of windows and two to spare, as the README advises;
+        # more would only take chunks that another worker could be transcribing.
+        self.concurrency = 2 * batch_size // WINDOWS_PER_CHUNK + 2
         self.port = _free_port()
         self._children: list[subprocess.Popen[bytes]] = []
         self._run = 0
@@ -195,7 +210,7 @@ class BenchPlatform:
                 if ON_CUDA
                 else {"OMP_NUM_THREADS": "1"}
             )
-            logs.append(self._launch(f"gpu{number}", gpu_worker_command(concurrency=32, log_level="INFO"), env))
+            logs.append(self._launch(f"gpu{number}", gpu_worker_command(self.concurrency, log_level="INFO"), env))
         return logs
 
     def _launch(self, name: str, command: list[str], env: dict[str, str]) -> Path:
@@ -252,8 +267,11 @@ class BenchPlatform:
         clip = next(clip.path for clip in manifest().values() if clip.path.suffix == ".wav")
         self.wait_completed([self._submit(clip, "interactive")])
 
-    def latency(self, path: Path, priority: str) -> float:
+    def latency(self, path: Path, priority: str) -> Latency:
         job_id = self._submit(path, priority)
         self.wait_completed([job_id])
         job = self._jobs([job_id])[0]
-        return (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])).total_seconds()
+        created, started, finished = (
+            datetime.fromisoformat(job[k]) for k in ("created_at", "started_at", "finished_at")
+        )
+        return Latency((started - created).total_seconds(), (finished - created).total_seconds())

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Windows per engine call, gathered from every chunk a worker holds; halved on CUDA out-of-memory.
     # "auto": sized from the GPU's free memory on CUDA, CPU_AUTO_BATCH_SIZE on the CPU.
     batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    # "static": a preallocated key/value cache, with which transformers compiles the decoding step on CUDA
+    # (torch.compile). Qwen3-ASR only; not yet measured on a GPU, so off by default.
+    generate_cache: Literal["dynamic", "static"] = "dynamic"
     batch_wait_ms: float = Field(20.0, ge=0)  # longest a window waits for batch mates before a call starts
     # Chunks a GPU worker holds at once (its Celery thread pool): enough to fill a call while others load.
     transcribe_concurrency: int = Field(16, ge=1)

@@ -11,6 +11,8 @@ Which windows share a call:
 - the same prompt: a forced language and a context change the prompt, and the engine takes one of each
   per call;
 - the most urgent first: lower `priority` (interactive work) before higher, then the longest waiting;
+- one lane: windows of priority below `bulk_from` (interactive) never share a call with bulk windows, so
+  an interactive job's call is as short as its own windows make it, not a full batch of bulk work;
 - similar lengths: when more windows wait than one call takes, the call is filled with those closest in
   length to the most urgent one, so the items of one `generate` finish at about the same step.
 """
@@ -29,6 +31,8 @@ import numpy as np
 from worker.engines.base import Engine, Transcription
 
 log = logging.getLogger(__name__)
+
+LENGTH_POOL_CALLS = 2  # windows grouped by length are drawn from the oldest two calls' worth
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,12 @@ class BatchStats:
 
 
 class WindowBatcher:
-    def __init__(self, engine: Engine, max_batch: Callable[[], int], max_wait_s: float) -> None:
+    def __init__(
+        self, engine: Engine, max_batch: Callable[[], int], max_wait_s: float, bulk_from: int | None = None
+    ) -> None:
         """`max_batch` is asked before every call: the engine may lower it (CUDA out of memory)."""
         self._engine = engine
+        self._bulk_from = bulk_from
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._waiting: list[_Waiting] = []
@@ -126,17 +133,21 @@ class WindowBatcher:
         urgent = min(self._waiting, key=lambda item: item.urgency)
         waited = now - urgent.arrived
         if waited >= self._max_wait_s or self._closed:
-            return choose([item for item in self._waiting if item.prompt == urgent.prompt], limit), None
+            return choose([item for item in self._waiting if self._key(item) == self._key(urgent)], limit), None
         full = [group for group in self._groups() if len(group) >= limit]
         if full:
             group = min(full, key=lambda items: min(item.urgency for item in items))
             return choose(group, limit), None
         return [], self._max_wait_s - waited
 
+    def _key(self, item: _Waiting) -> tuple[Prompt, bool]:
+        """Windows may share a call only when this is equal: the same prompt, the same lane."""
+        return item.prompt, self._bulk_from is not None and item.priority >= self._bulk_from
+
     def _groups(self) -> list[list[_Waiting]]:
-        groups: dict[Prompt, list[_Waiting]] = {}
+        groups: dict[tuple[Prompt, bool], list[_Waiting]] = {}
         for item in self._waiting:
-            groups.setdefault(item.prompt, []).append(item)
+            groups.setdefault(self._key(item), []).append(item)
         return list(groups.values())
 
     def _run(self, batch: list[_Waiting]) -> None:
@@ -157,15 +168,19 @@ class WindowBatcher:
 
 def choose(candidates: list[_Waiting], limit: int) -> list[_Waiting]:
     """At most `limit` windows of one prompt: the most urgent priority level first; within the level that
-    overflows the call, the windows closest in length to its longest-waiting one (which is always taken,
-    so every window's turn comes)."""
+    overflows the call, of its LENGTH_POOL_CALLS x `limit` longest-waiting windows, those closest in length
+    to the longest-waiting one (which is always taken, so every window's turn comes). The pool keeps the
+    chunks that came first finishing first, so their tasks end and free their slots one after another,
+    not all together once every held chunk is nearly done."""
     if len(candidates) <= limit:
         return candidates
     chosen: list[_Waiting] = []
     for priority in sorted({item.priority for item in candidates}):
         level = [item for item in candidates if item.priority == priority]
         room = limit - len(chosen)
-        chosen += level if len(level) <= room else _similar_lengths(level, room)
+        if len(level) > room:
+            level = _similar_lengths(sorted(level, key=lambda item: item.arrived)[: room * LENGTH_POOL_CALLS], room)
+        chosen += level
         if len(chosen) == limit:
             break
     return chosen

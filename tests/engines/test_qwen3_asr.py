@@ -222,3 +222,13 @@ def test_windowed_attention_without_window_bounds_attends_over_its_input() -> No
     expected = torch.nn.functional.scaled_dot_product_attention(query, key, value).transpose(1, 2)
     output, _ = _windowed_attention(torch.nn.Module(), query, key, value, None)
     torch.testing.assert_close(output, expected)
+
+
+def test_a_static_cache_gives_the_same_transcripts(tiny_qwen3_asr: Path, clips: list[np.ndarray]) -> None:
+    """TINGXIE_GENERATE_CACHE=static (on CUDA transformers then compiles the decoding step); on the CPU
+    it runs uncompiled, and must not change a word."""
+    dynamic = make_engine(tiny_qwen3_asr).transcribe(clips)
+    static = Qwen3AsrEngine(
+        tiny_qwen3_asr, batch_size=4, budget=BUDGET, generate_kwargs={"cache_implementation": "static"}
+    ).transcribe(clips)
+    assert [result.text for result in static] == [result.text for result in dynamic]

@@ -68,15 +68,15 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-def make_batcher(engine: RecordingEngine, limit: int, wait_s: float) -> WindowBatcher:
-    return WindowBatcher(engine, lambda: limit, wait_s)
+def make_batcher(engine: RecordingEngine, limit: int, wait_s: float, bulk_from: int | None = None) -> WindowBatcher:
+    return WindowBatcher(engine, lambda: limit, wait_s, bulk_from)
 
 
 def test_each_caller_gets_its_own_results_from_shared_calls(
     engine: RecordingEngine, speech: np.ndarray, pool: ThreadPoolExecutor
 ) -> None:
     alone = PocketsphinxEngine()
-    chunks = [windows(speech, [1.5, 2.0, 2.5], offset=3 * n) for n in range(5)]
+    chunks = [windows(speech, [0.6, 0.8, 1.0], offset=3 * n) for n in range(5)]
     expected = [[result.text for result in alone.transcribe(chunk)] for chunk in chunks]
     batcher = make_batcher(engine, limit=8, wait_s=0.5)
     futures = [pool.submit(batcher.transcribe, chunk, AUTO) for chunk in chunks]
@@ -124,6 +124,21 @@ def test_interactive_windows_go_first(engine: RecordingEngine, speech: np.ndarra
         future.result(DONE_WITHIN_S)
     second_call = engine.calls[1][0]
     assert second_call == [32000, 33600]  # the interactive windows, though they came last
+
+
+def test_interactive_windows_are_not_padded_with_bulk_work(
+    engine: RecordingEngine, speech: np.ndarray, pool: ThreadPoolExecutor
+) -> None:
+    batcher = make_batcher(engine, limit=8, wait_s=0.0, bulk_from=3)
+    held = _queue_behind_a_held_call(engine, batcher, speech, pool)
+    bulk = pool.submit(batcher.transcribe, windows(speech, [1.0, 1.1, 1.2, 1.3]), AUTO, 3)
+    _wait_for_waiting(batcher, 4)
+    urgent = pool.submit(batcher.transcribe, windows(speech, [2.0], offset=10), AUTO, 0)
+    _wait_for_waiting(batcher, 5)
+    engine.hold.set()
+    for future in (held, bulk, urgent):
+        future.result(DONE_WITHIN_S)
+    assert [lengths for lengths, _ in engine.calls[1:]] == [[32000], [16000, 17600, 19200, 20800]]
 
 
 def test_similar_lengths_share_a_call(engine: RecordingEngine, speech: np.ndarray, pool: ThreadPoolExecutor) -> None:

@@ -6,6 +6,7 @@ import threading
 from functools import lru_cache
 from typing import Protocol
 
+from tingxie.queue import BATCH_STEPS
 from tingxie.settings import CPU_AUTO_BATCH_SIZE, Settings, get_settings
 from worker.batching import WindowBatcher
 from worker.engines.base import Engine
@@ -44,7 +45,8 @@ def build_engine(settings: Settings) -> Engine:
     if settings.engine == "qwen3-asr":
         from worker.engines.qwen3_asr import Qwen3AsrEngine
 
-        engine = Qwen3AsrEngine(settings.model_path, device, settings.dtype, batch_size)
+        static = {"cache_implementation": "static"} if settings.generate_cache == "static" else {}
+        engine = Qwen3AsrEngine(settings.model_path, device, settings.dtype, batch_size, generate_kwargs=static)
     else:
         from worker.engines.whisper import WhisperEngine
 
@@ -90,7 +92,8 @@ def get_batcher() -> WindowBatcher:
         if _batcher is None:
             settings = get_settings()
             engine = get_engine()
-            _batcher = WindowBatcher(engine, lambda: batch_limit(engine, settings), settings.batch_wait_ms / 1000)
+            wait_s = settings.batch_wait_ms / 1000
+            _batcher = WindowBatcher(engine, lambda: batch_limit(engine, settings), wait_s, bulk_from=BATCH_STEPS[0])
         return _batcher
 
 
