@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from api.exposure import check_open_mode_allowed, current_exposure
 from tingxie.db import get_sessionmaker, session_scope
 from tingxie.errors import Unauthorized
-from tingxie.keys import hash_key
+from tingxie.keys import find_active
 from tingxie.models import ApiKey
 from tingxie.settings import Settings, get_settings
 from tingxie.storage import Storage, get_storage
@@ -52,7 +52,7 @@ def _resolve_key(session: Session, settings: Settings, authorization: str | None
             raise Unauthorized("missing 'Authorization: Bearer <key>' header")
         return None
     scheme, _, secret = authorization.partition(" ")
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret.strip()), ApiKey.revoked_at.is_(None)))
+    key = find_active(session, secret.strip())
     if scheme.lower() != "bearer" or key is None:
         raise Unauthorized("unknown or revoked API key")
     return key.id

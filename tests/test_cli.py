@@ -39,3 +39,22 @@ def test_create_key_on_the_embedded_database(embedded_env: dict[str, str]) -> No
     with TestClient(create_app()) as http:
         assert http.get("/v1/jobs").status_code == 401
         assert http.get("/v1/jobs", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+
+
+def test_keys_create_list_and_revoke(embedded_env: dict[str, str]) -> None:
+    """`keys create` prints the secret as its last line; `keys list` shows it, used or not; a revoked key
+    is refused on the very next request."""
+    secret = _tingxie(embedded_env, "keys", "create", "ci-runner").splitlines()[-1]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    (row,) = [line for line in _tingxie(embedded_env, "keys", "list").splitlines() if "ci-runner" in line]
+    key_id, never_used = row.split()[0], row.split()[-2:]
+    assert never_used == ["-", "-"]  # not used yet, not revoked
+    with TestClient(create_app()) as http:
+        assert http.get("/v1/jobs", headers=bearer).status_code == 200
+        (row,) = [line for line in _tingxie(embedded_env, "keys", "list").splitlines() if "ci-runner" in line]
+        assert row.split()[-2] != "-"  # last used: just now
+        assert _tingxie(embedded_env, "keys", "revoke", key_id).strip() == f"revoked {key_id}"
+        refused = http.get("/v1/jobs", headers=bearer)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    (row,) = [line for line in _tingxie(embedded_env, "keys", "list").splitlines() if "ci-runner" in line]
+    assert row.split()[-1] != "-"

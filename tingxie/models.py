@@ -40,6 +40,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the secret
     # Set here, not only by the database: SQLite (the embedded mode) has no now().
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.current_timestamp())
+    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
 
