@@ -32,6 +32,7 @@ async def accept_multipart(
 ) -> tuple[Job, dict[str, str]]:
     """Stream the `file` part to storage and queue a job; returns the job and the form's text fields
     (`defaults` for those the form leaves out)."""
+    idempotency_key = service.validate_idempotency_key(idempotency_key)
     existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
     if existing is not None:
         return existing, {}
@@ -45,7 +46,8 @@ async def accept_multipart(
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
         job_request = _job_request(fields, idempotency_key, settings.engine)
         _check_size(upload.size, settings)
-    return await _create_or_join(storage, key, job_id, job_request, upload.filename, upload.size), fields
+    filename = service.clean_filename(upload.filename)
+    return await _create_or_join(storage, key, job_id, job_request, filename, upload.size), fields
 
 
 async def accept_bytes(
@@ -87,7 +89,7 @@ def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: st
         raise InvalidRequest("webhook delivery is not available in this version", code="webhooks_unavailable")
     return service.JobRequest(
         language=service.validate_language(fields.get("language", "auto"), engine),
-        context=fields.get("context") or None,
+        context=service.validate_context(fields.get("context")),
         webhook_url=fields.get("webhook_url") or None,
         idempotency_key=idempotency_key,
         priority=service.validate_priority(fields.get("priority", Priority.BATCH)),

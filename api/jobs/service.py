@@ -1,5 +1,6 @@
 """Job operations for the API. Services flush; the request's session commits."""
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -43,6 +44,38 @@ def validate_language(language: str, engine: str) -> str:
             code="unsupported_language",
         )
     return code
+
+
+MAX_IDEMPOTENCY_KEY = 200  # the column's width
+MAX_FILENAME = 255
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab and line breaks, and DEL
+
+
+def validate_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 0 < len(value) <= MAX_IDEMPOTENCY_KEY or not value.isprintable():
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters", code="invalid_idempotency_key"
+        )
+    return value
+
+
+def validate_context(context: str | None) -> str | None:
+    """The engine prompt; control characters (NUL above all, which Postgres cannot store) are refused."""
+    if not context or not context.strip():
+        return None
+    if _CONTROL.search(context):
+        raise InvalidRequest("context must not contain control characters", code="invalid_context")
+    return context
+
+
+def clean_filename(name: str | None) -> str | None:
+    """The name to show for an upload: its last path part, without control characters, at most 255."""
+    if name is None:
+        return None
+    base = _CONTROL.sub("", name.replace("\\", "/")).rsplit("/", 1)[-1].strip()
+    return base[:MAX_FILENAME] or None
 
 
 def validate_priority(priority: str) -> Priority:

@@ -80,3 +80,27 @@ def test_unknown_job_is_a_json_404(client: httpx.Client) -> None:
 
 def test_webhook_url_is_refused_until_delivery_exists(client: httpx.Client) -> None:
     _error(submit(client, OSR, webhook_url="https://example.org/hook"), 422, "webhooks_unavailable")
+
+
+def test_an_overlong_idempotency_key_is_refused(client: httpx.Client) -> None:
+    with OSR.open("rb") as audio:
+        response = client.post("/v1/jobs", files={"file": (OSR.name, audio)}, headers={"Idempotency-Key": "k" * 300})
+    _error(response, 422, "invalid_idempotency_key")
+
+
+def test_a_nul_in_the_context_is_refused(client: httpx.Client) -> None:
+    _error(submit(client, OSR, context="meeting\x00notes"), 422, "invalid_context")
+
+
+def test_a_path_like_file_name_with_a_nul_is_kept_as_its_last_part(client: httpx.Client) -> None:
+    """The body is written by hand: httpx would percent-encode the NUL."""
+    boundary = b"tingxie-boundary"
+    body = (
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="../../etc/os\x00r.wav"\r\n'
+        b"Content-Type: audio/wav\r\n\r\n" + OSR.read_bytes() + b"\r\n--" + boundary + b"--\r\n"
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
+    response = client.post("/v1/jobs", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["filename"] == "osr.wav"
+    assert wait_for(client, response.json()["id"])["status"] == "completed"
