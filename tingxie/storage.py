@@ -207,7 +207,9 @@ class _S3Writer:
 def build_storage(settings: Settings) -> Storage:
     if not settings.uses_s3:
         return LocalStorage(settings.resolved_storage_dir)
-    client = boto3.client(
+    # A session of its own: boto3's default session is not safe to build clients from in several threads
+    # at once, which the GPU worker's thread pool does on its first tasks.
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.s3_region,
