@@ -31,9 +31,11 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 def _auth_required(session: Session, settings: Settings) -> bool:
     """Keys are required unless switched off, or unless this process listens on loopback addresses only
     (the addresses it really listens on, not the TINGXIE_HOST setting) and no key has been created."""
+    if settings.auth_required is True:
+        return True
     check_open_mode_allowed(settings.auth_required)
-    if settings.auth_required is not None:
-        return settings.auth_required
+    if settings.auth_required is False:
+        return False
     if current_exposure().public:
         return True
     return bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))

@@ -5,8 +5,8 @@ The keyless local mode is only safe when nothing but this machine can connect. A
 the server *should* listen proves nothing about where it does, so the answer comes from the kernel's own
 table of this process's listening sockets. The server binds after the application has started, so the
 answer is looked up when the first request arrives (by then the socket exists) and kept: a process never
-gives up a listening socket it serves on. A process listening on no network socket at all (a Unix socket,
-an in-process test client) is not exposed."""
+gives up a listening socket it serves on. A process listening on no network socket at all counts as
+exposed: a Unix socket is what a reverse proxy usually forwards the network to."""
 
 import ipaddress
 import logging
@@ -39,7 +39,8 @@ class Exposure:
 
     @property
     def public(self) -> bool:
-        return any(not _is_loopback(address) for address in self.addresses)
+        """Reachable from elsewhere, or not known to be unreachable (no network socket at all)."""
+        return not self.addresses or any(not _is_loopback(address) for address in self.addresses)
 
 
 def _is_loopback(address: str) -> bool:

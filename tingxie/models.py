@@ -55,7 +55,7 @@ class Job(Base):
     language: Mapped[str] = mapped_column(String(16), default="auto")  # requested: "auto" or a code
     priority: Mapped[str] = mapped_column(String(16), default=Priority.BATCH)  # as submitted
     # The broker's priority step for this job's tasks (0 first); see tingxie.queue.queue_priority.
-    queue_priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    queue_priority: Mapped[int] = mapped_column(SmallInteger, default=3)  # the first batch step
     context: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str | None] = mapped_column(Text)
 

@@ -49,6 +49,7 @@ class _Waiting:
     prompt: Prompt
     priority: int  # lower goes first
     arrived: float
+    caller: object  # the same for every window of one transcribe() call
     result: Future[Transcription] = field(default_factory=Future)
 
     @property
@@ -83,10 +84,11 @@ class WindowBatcher:
         self._thread.start()
 
     def transcribe(self, windows: Sequence[np.ndarray], prompt: Prompt, priority: int = 0) -> list[Transcription]:
-        """Each window's transcription, in order; blocks until all are done. An engine error in a call that
-        carried any of these windows is raised here (and in every other caller of that call)."""
+        """Each window's transcription, in order; blocks until all are done. When a shared call fails, each
+        of its callers' windows is run again on its own, so an error reaches only the caller it belongs to."""
         now = time.monotonic()
-        waiting = [_Waiting(audio, prompt, priority, now) for audio in windows]
+        caller = object()
+        waiting = [_Waiting(audio, prompt, priority, now, caller) for audio in windows]
         with self._changed:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
@@ -107,11 +109,24 @@ class WindowBatcher:
         self._thread.join()
 
     def _serve(self) -> None:
+        """Never ends while the batcher is open: whatever goes wrong is handed to the callers concerned,
+        since a caller whose future is never set would hold its chunk until the broker gives up on it."""
         while True:
-            batch = self._next_batch()
+            try:
+                batch = self._next_batch()
+            except BaseException as error:
+                self._fail_waiting(error)
+                continue
             if batch is None:
                 return
             self._run(batch)
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        log.exception("the batcher could not cut a call")
+        with self._changed:
+            failed, self._waiting = self._waiting, []
+        for item in failed:
+            item.result.set_exception(error)
 
     def _next_batch(self) -> list[_Waiting] | None:
         with self._changed:
@@ -132,7 +147,7 @@ class WindowBatcher:
         limit = max(1, self._max_batch())
         urgent = min(self._waiting, key=lambda item: item.urgency)
         waited = now - urgent.arrived
-        if waited >= self._max_wait_s or self._closed:
+        if waited >= self._max_wait_s or self._closed or not self._bulk(urgent):
             return choose([item for item in self._waiting if self._key(item) == self._key(urgent)], limit), None
         full = [group for group in self._groups() if len(group) >= limit]
         if full:
@@ -140,9 +155,13 @@ class WindowBatcher:
             return choose(group, limit), None
         return [], self._max_wait_s - waited
 
+    def _bulk(self, item: _Waiting) -> bool:
+        """Bulk work may wait for batch mates; interactive work goes at once, whatever else is waiting."""
+        return self._bulk_from is None or item.priority >= self._bulk_from
+
     def _key(self, item: _Waiting) -> tuple[Prompt, bool]:
         """Windows may share a call only when this is equal: the same prompt, the same lane."""
-        return item.prompt, self._bulk_from is not None and item.priority >= self._bulk_from
+        return item.prompt, self._bulk(item)
 
     def _groups(self) -> list[list[_Waiting]]:
         groups: dict[tuple[Prompt, bool], list[_Waiting]] = {}
@@ -151,19 +170,41 @@ class WindowBatcher:
         return list(groups.values())
 
     def _run(self, batch: list[_Waiting]) -> None:
-        prompt = batch[0].prompt
         started = time.monotonic()
         try:
-            results = self._engine.transcribe([item.audio for item in batch], prompt.language, prompt.context)
-        except BaseException as error:  # handed to every caller of this call, which raises it
+            results = self._call(batch)
+        except BaseException as error:
             log.exception("engine call of %d windows failed", len(batch))
-            for item in batch:
-                item.result.set_exception(error)
+            self._run_each_caller_alone(batch, error)
             return
         self.stats = BatchStats(self.stats.calls + 1, self.stats.windows + len(batch))
         log.info("engine call: %d windows in %.3f s", len(batch), time.monotonic() - started)
         for item, result in zip(batch, results, strict=True):
             item.result.set_result(result)
+
+    def _call(self, batch: list[_Waiting]) -> list[Transcription]:
+        prompt = batch[0].prompt
+        results = self._engine.transcribe([item.audio for item in batch], prompt.language, prompt.context)
+        if len(results) != len(batch):
+            raise RuntimeError(f"the engine returned {len(results)} results for {len(batch)} windows")
+        return results
+
+    def _run_each_caller_alone(self, batch: list[_Waiting], error: BaseException) -> None:
+        """After a shared call failed: each caller's windows again, on their own; the error (or its own)
+        reaches only the callers whose windows fail by themselves."""
+        callers: dict[object, list[_Waiting]] = {}
+        for item in batch:
+            callers.setdefault(item.caller, []).append(item)
+        for items in callers.values():
+            try:
+                results = self._call(items) if len(callers) > 1 else None
+            except BaseException as own:
+                results, error = None, own
+            for number, item in enumerate(items):
+                if results is None:
+                    item.result.set_exception(error)
+                else:
+                    item.result.set_result(results[number])
 
 
 def choose(candidates: list[_Waiting], limit: int) -> list[_Waiting]:

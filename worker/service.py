@@ -135,9 +135,16 @@ def _record_plan(session: Session, job: Job, plan: PreparedAudio) -> None:
     """The whole recording is cut: its chunks are already recorded and queued, so what is left is their
     count; should every chunk be done by now, the job goes straight to finalize."""
     job.duration_s = job.prepared_s = plan.duration
-    job.chunks_total = job.chunks_cut = len(plan.chunks)
     job.warnings = [warning.as_dict() for warning in plan.warnings]
-    _finalize_if_complete(session, job, job.chunks_done, job.chunks_total)
+    # The count is read back from the write itself: SQLite takes no row lock on the read above, so the
+    # last chunk may have been counted since.
+    done, total = session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(chunks_total=len(plan.chunks), chunks_cut=len(plan.chunks))
+        .returning(Job.chunks_done, Job.chunks_total)
+    ).one()
+    _finalize_if_complete(session, job, done, total)
 
 
 def enqueue_unfinished(session: Session, job: Job) -> None:

@@ -18,7 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("priority", sa.String(length=16), server_default="batch", nullable=False))
-    op.add_column("jobs", sa.Column("queue_priority", sa.SmallInteger(), server_default="0", nullable=False))
+    # Jobs queued before priorities existed are batch jobs: the first batch step.
+    op.add_column("jobs", sa.Column("queue_priority", sa.SmallInteger(), server_default="3", nullable=False))
     op.add_column("jobs", sa.Column("chunks_cut", sa.Integer(), server_default="0", nullable=False))
 
 

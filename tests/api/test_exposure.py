@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.exposure import _is_loopback
+from api.exposure import Exposure, _is_loopback
 from tests.conftest import free_port
 from tingxie.runner import api_command, spawn
 
@@ -100,3 +100,9 @@ def test_keys_switched_off_on_a_public_address_stop_the_server(tmp_path: Path) -
 )
 def test_loopback_addresses(address: str, loopback: bool) -> None:
     assert _is_loopback(address) is loopback
+
+
+def test_a_process_with_no_network_socket_counts_as_exposed() -> None:
+    """A Unix socket is what a reverse proxy forwards the network to."""
+    assert Exposure(()).public
+    assert not Exposure(("127.0.0.1", "::1")).public

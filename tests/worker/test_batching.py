@@ -185,3 +185,31 @@ def _wait_for_waiting(batcher: WindowBatcher, count: int) -> None:
             return
         deadline.wait(0.01)
     raise AssertionError(f"fewer than {count} windows ever waited")
+
+
+def test_a_waiting_interactive_window_goes_before_a_full_bulk_batch(
+    engine: RecordingEngine, speech: np.ndarray, pool: ThreadPoolExecutor
+) -> None:
+    batcher = make_batcher(engine, limit=4, wait_s=3600, bulk_from=3)
+    held = _queue_behind_a_held_call(engine, batcher, speech, pool)
+    urgent = pool.submit(batcher.transcribe, windows(speech, [2.0], offset=10), AUTO, 0)
+    _wait_for_waiting(batcher, 1)
+    bulk = pool.submit(batcher.transcribe, windows(speech, [1.0, 1.1, 1.2, 1.3]), AUTO, 3)
+    _wait_for_waiting(batcher, 5)
+    engine.hold.set()
+    for future in (held, urgent, bulk):
+        future.result(DONE_WITHIN_S)
+    assert [lengths for lengths, _ in engine.calls[1:]] == [[32000], [16000, 17600, 19200, 20800]]
+
+
+def test_an_engine_error_reaches_only_the_caller_whose_window_causes_it(
+    engine: RecordingEngine, speech: np.ndarray, pool: ThreadPoolExecutor
+) -> None:
+    batcher = make_batcher(engine, limit=8, wait_s=0.5)
+    good = pool.submit(batcher.transcribe, windows(speech, [1.0, 1.2]), AUTO)
+    bad = pool.submit(batcher.transcribe, [np.zeros(0, dtype=np.float32)], AUTO)
+    assert len(good.result(DONE_WITHIN_S)) == 2
+    with pytest.raises(ValueError, match="an empty window"):
+        bad.result(DONE_WITHIN_S)
+    assert len(engine.calls[0][0]) == 3  # they shared the call that failed
+    batcher.close()

@@ -19,6 +19,7 @@ class BatchedEngine(Protocol):
     """A torch engine: it batches windows itself and lowers its batch on CUDA out-of-memory."""
 
     batch_size: int
+    device: str
 
     def window_bytes(self) -> int: ...
 
@@ -60,7 +61,7 @@ def _fit_batch_to_memory(engine: BatchedEngine) -> None:
     """With the weights loaded, size the batch from the memory left on the GPU."""
     import torch
 
-    free, _total = torch.cuda.mem_get_info()
+    free, _total = torch.cuda.mem_get_info(torch.device(engine.device))
     engine.batch_size = batch_for_memory(free, engine.window_bytes())
     log.info("batch size %d from %.1f GiB free on the GPU", engine.batch_size, free / 1024**3)
 
