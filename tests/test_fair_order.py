@@ -22,7 +22,7 @@ from tingxie.keys import hash_key
 from tingxie.models import ApiKey, utcnow
 
 SHORT = SPEECH / "en" / "jfk.wav"  # 11 s: one chunk
-BACKLOG_JOBS = 4  # of 35.5 s each, three chunks apiece
+BACKLOG_JOBS = 3  # of 35.5 s each, three chunks apiece
 WAIT_S = 300
 
 

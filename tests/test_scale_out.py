@@ -24,7 +24,7 @@ from tests.helpers import submit, wait_for
 from tingxie.runner import gpu_worker_command, spawn
 
 HOST_IP, REMOTE_IP = "10.213.0.1", "10.213.0.2"
-JOBS = 4
+JOBS = 3
 TRANSCRIBED = "Task tingxie.transcribe["
 
 
