@@ -30,7 +30,7 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 
 def _auth_required(session: Session, settings: Settings) -> bool:
     """Keys are required unless switched off, or unless this process listens on loopback addresses only
-    (the addresses it really listens on, not the TINGXIE_HOST setting) and no key has been created."""
+    (the addresses it really listens on, not the TINGXIE_HOST setting) and no unrevoked key exists."""
     if settings.auth_required is True:
         return True
     check_open_mode_allowed(settings.auth_required)

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         return (self.storage_dir or self.data_dir / "storage").absolute()
 
     @property
+    def starting_batch_size(self) -> int:
+        """The batch an engine starts with: the setting, or CPU_AUTO_BATCH_SIZE for "auto" (which a CUDA
+        engine then replaces with a size from the GPU's free memory)."""
+        return CPU_AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+
+    @property
     def planned_window_seconds(self) -> float:
         """The model window chunks are cut into: the setting, capped by what the engine handles well."""
         return min(self.window_seconds, ENGINE_WINDOW_LIMITS[self.engine])

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from tingxie.queue import BATCH_STEPS
-from tingxie.settings import CPU_AUTO_BATCH_SIZE, Settings, get_settings
+from tingxie.settings import Settings, get_settings
 from worker.batching import WindowBatcher
 from worker.engines.base import Engine
 from worker.engines.torch_support import batch_for_memory
@@ -41,7 +41,7 @@ def build_engine(settings: Settings) -> Engine:
     if not settings.model_path:
         raise RuntimeError(f"TINGXIE_MODEL_PATH must name a local model directory for {settings.engine}")
     device = resolve_device(settings.device)
-    batch_size = CPU_AUTO_BATCH_SIZE if settings.batch_size == "auto" else settings.batch_size
+    batch_size = settings.starting_batch_size
     engine: Engine
     if settings.engine == "qwen3-asr":
         from worker.engines.qwen3_asr import Qwen3AsrEngine
@@ -79,7 +79,7 @@ def batch_limit(engine: Engine, settings: Settings) -> int:
     size = getattr(engine, "batch_size", None)
     if isinstance(size, int):
         return size
-    return CPU_AUTO_BATCH_SIZE if settings.batch_size == "auto" else settings.batch_size
+    return settings.starting_batch_size
 
 
 _batcher_lock = threading.Lock()
