@@ -8,9 +8,9 @@ Order is the Redis transport's priority steps, not a scheduler of our own: each 
 one per step, and a worker always takes from the lowest non-empty step (FIFO within a step). A job's step
 is fixed when it is submitted (`job_priority`): interactive work takes 0; batch work 3, plus one for each
 job its key already has unfinished (at most MAX_BACKLOG_STEPS more), so a key with a deep backlog yields
-to one with a single job. Chunks add one step per CHUNKS_PER_STEP of their index (`chunk_priority`), so the later parts of a
-long recording yield to short recordings submitted after it. A message already reserved by a worker
-(its prefetch) is not overtaken. The embedded SQLite broker has no priorities: it is FIFO."""
+to one with a single job. Chunks add one step per CHUNKS_PER_STEP of their index (`chunk_priority`), so
+the later parts of a long recording yield to short recordings submitted after it. A message already
+reserved by a worker (its prefetch) is not overtaken. The embedded SQLite broker has no priorities: it is FIFO."""
 
 import logging
 from functools import lru_cache
