@@ -7,12 +7,12 @@ from functools import cache
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import text
 
 from api.compat import router as compat_router
 from api.deps import SessionDep, SettingsDep, StorageDep
-from api.errors import error_response, install_error_handlers
+from api.errors import install_error_handlers
 from api.exposure import watch_startup
 from api.jobs.endpoints import router as jobs_router
 from api.metrics import metrics
@@ -59,7 +59,10 @@ def readyz(session: SessionDep, storage: StorageDep) -> object:
             checks[name] = f"error: {exc}"
     if all(value == "ok" for value in checks.values()):
         return {"status": "ok", "checks": checks}
-    return error_response(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok"))
+    failing = [name for name, value in checks.items() if value != "ok"]
+    code = f"{failing[0]}_unavailable" if len(failing) == 1 else "not_ready"
+    error = {"code": code, "message": "; ".join(f"{name}: {checks[name]}" for name in failing)}
+    return JSONResponse({"status": "unavailable", "checks": checks, "error": error}, status_code=503)
 
 
 def engines(settings: SettingsDep) -> dict[str, object]:

@@ -21,12 +21,13 @@ import redis
 from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
 from tingxie import migrate
 from tingxie.db import dispose_engines
-from tingxie.queue import get_celery
+from tingxie.queue import BROKER_MARK, get_celery
 from tingxie.runner import api_command, gpu_worker_command, spawn, worker_command
 from tingxie.settings import get_settings
 from tingxie.storage import get_storage
 from worker.engines.registry import get_engine as get_speech_engine
 from worker.engines.registry import reset_batcher
+from worker.leases import reset_lease_keeper
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_HOST = "redis://127.0.0.1:6379"
@@ -102,6 +103,7 @@ def free_port() -> int:
 def clear_caches() -> None:
     dispose_engines()
     reset_batcher()
+    reset_lease_keeper()
     for cached in (get_settings, get_storage, get_celery, get_speech_engine):
         cached.cache_clear()
 
@@ -190,16 +192,18 @@ def _wait_until(ready: object, what: str, timeout: float = 60) -> None:
 class Platform:
     """The API, a cpu-queue and a gpu-queue Celery worker as real processes with the given settings."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, *, reconciler: bool = False) -> None:
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | env
         self.log_dir = log_dir
         self.children: list[subprocess.Popen[bytes]] = []
+        # The reconciler runs on a schedule embedded in the cpu worker, as `make serve` runs it.
+        self.beat_schedule = log_dir / "beat-schedule" if reconciler else None
 
     def start(self) -> "Platform":
         subprocess.run([sys.executable, "-m", "tingxie.cli", "migrate"], env=self.env, check=True)
         self.launch("api", api_command("127.0.0.1", self.port, log_level="info"))
-        self.launch("worker-cpu", worker_command(beat_schedule=None, log_level="INFO"))
+        self.launch("worker-cpu", worker_command(beat_schedule=self.beat_schedule, log_level="INFO"))
         self.launch("worker-gpu", gpu_worker_command(concurrency=4, log_level="INFO"))
         _wait_until(self._healthy, what="the API")
         return self
@@ -281,6 +285,8 @@ def idle_broker(
     monkeypatch.setenv("TINGXIE_BROKER_URL", url)
     clear_caches()
     _flush_keeping_claim(redis_databases.idle)
-    yield redis.Redis.from_url(url)
+    broker = redis.Redis.from_url(url)
+    broker.set(BROKER_MARK, "set by the test")  # this broker has lost nothing: see tingxie.queue.broker_lost_messages
+    yield broker
     monkeypatch.undo()
     clear_caches()

@@ -1,5 +1,7 @@
 """Shared test helpers: real speech from ../shared/speech, WER, and a client that waits for jobs."""
 
+import base64
+import json
 import re
 import time
 import uuid
@@ -25,6 +27,13 @@ def queued(broker: redis.Redis, queue: str) -> list[bytes]:
     """Every message waiting in `queue`, at any priority step, most urgent step first."""
     keys = [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
     return [message for key in keys for message in reversed(broker.lrange(key, 0, -1))]
+
+
+def task_of(message: bytes) -> tuple[str, list[str]]:
+    """A queued Celery message's task name and arguments."""
+    envelope = json.loads(message)
+    args = json.loads(base64.b64decode(envelope["body"]))[0]
+    return envelope["headers"]["task"], args
 
 
 def clear_queues(broker: redis.Redis, *queues: str) -> None:

@@ -23,8 +23,16 @@ def get_engine(url: str | None = None) -> Engine:
     """One engine (and pool) per URL per process."""
     url = url or get_settings().resolved_database_url
     if url not in _engines:
-        _engines[url] = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
+        _engines[url] = _sqlite_engine(url) if url.startswith("sqlite") else _server_engine(url)
     return _engines[url]
+
+
+CONNECT_TIMEOUT_S = 5  # a database that does not answer fails a request (503) instead of hanging it
+
+
+def _server_engine(url: str) -> Engine:
+    # pre_ping replaces a pooled connection the server closed (a restart) before it is used.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
 def dispose_engines() -> None:

@@ -7,6 +7,8 @@ TingxieError                 code + message, rendered as {"error": {"code", "mes
 ├── Unauthorized             401: missing or unknown API key
 ├── Conflict                 409: action not allowed in the job's current state
 ├── StorageError             503: object storage unreachable or failing
+├── BrokerUnavailable        503: the message broker (Redis) unreachable
+├── DatabaseUnavailable      503: the database unreachable
 └── JobFailure               a job ends `failed` with this code (invalid_audio, no_audio_stream, ...)
 
 JobWarning is not an exception: a job that completes despite it (damaged packets skipped, say) carries it.
@@ -54,6 +56,16 @@ class Conflict(TingxieError):
 class StorageError(TingxieError):
     status_code = 503
     code = "storage_unavailable"
+
+
+class BrokerUnavailable(TingxieError):
+    status_code = 503
+    code = "broker_unavailable"
+
+
+class DatabaseUnavailable(TingxieError):
+    status_code = 503
+    code = "database_unavailable"
 
 
 class JobFailure(TingxieError):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -80,6 +81,11 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Prepare's lease (worker.leases): who is cutting the recording, until when unless renewed.
+    leased_by: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A message for this job could not be sent (the broker was unreachable): the reconciler sends it.
+    resend_needed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Chunk(Base):
@@ -96,6 +102,9 @@ class Chunk(Base):
     status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.PENDING)
     segments: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Transcribe's lease (worker.leases): the worker whose batch holds this chunk, until when.
+    leased_by: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class WebhookDelivery(Base):

@@ -2,7 +2,7 @@
 
 Task names are constants so the API can enqueue without importing the worker (and its engines). Queues:
 `cpu` (prepare, finalize) and `gpu` (transcribe). Postgres stays the source of truth: a lost message is
-re-enqueued by the reconciler, and every task is idempotent.
+re-enqueued by the reconciler (worker/reconcile.py), and every task is idempotent.
 
 Order is the Redis transport's priority steps, not a scheduler of our own: each queue is ten Redis lists,
 one per step, and a worker always takes from the lowest non-empty step (FIFO within a step). A job's step
@@ -13,12 +13,18 @@ the later parts of a long recording yield to short recordings submitted after it
 reserved by a worker (its prefetch) is not overtaken. The embedded SQLite broker has no priorities: it is FIFO."""
 
 import logging
+import uuid
 from functools import lru_cache
 
+import redis
 from celery import Celery
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tingxie.db import after_commit
+from tingxie.db import after_commit, session_scope
+from tingxie.errors import BrokerUnavailable
+from tingxie.models import Job, utcnow
 from tingxie.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ def create_celery(settings: Settings) -> Celery:
         task_default_queue=CPU_QUEUE,
         task_routes={name: {"queue": queue} for name, queue in QUEUE_OF.items()},
         broker_connection_retry_on_startup=True,
+        # A publish to a broker that is down fails within about a second (the API answers 503) instead
+        # of Celery's default of retrying for longer.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5},
         worker_hijack_root_logger=False,
         beat_schedule={"reconcile": {"task": RECONCILE, "schedule": settings.reconcile_every_seconds}},
     )
@@ -80,18 +89,53 @@ def get_celery() -> Celery:
     return create_celery(get_settings())
 
 
-def send_now(task: str, *args: str, priority: int = 0) -> None:
-    get_celery().send_task(task, args=list(args), queue=QUEUE_OF[task], priority=priority)
+def send_now(task: str, job_id: str, *args: str, priority: int = 0) -> None:
+    """Publish at once; raises BrokerUnavailable when the broker cannot take the message."""
+    try:
+        get_celery().send_task(task, args=[job_id, *args], queue=QUEUE_OF[task], priority=priority)
+    except Exception as exc:
+        raise BrokerUnavailable(f"the message broker is unreachable: {exc}") from exc
 
 
-def enqueue(session: Session, task: str, *args: str, priority: int = 0) -> None:
-    """Send `task` once `session` commits. A broker failure is logged, not raised: the row is already
-    durable and the reconciler re-enqueues work that has no message."""
+def enqueue(session: Session, task: str, job_id: str, *args: str, priority: int = 0) -> None:
+    """Send `task` for `job_id` once `session` commits. The row is then durable, so a broker failure is
+    not raised: the job is marked `resend_needed` and the reconciler sends its work again."""
 
     def send() -> None:
         try:
-            send_now(task, *args, priority=priority)
-        except Exception:
-            log.exception("could not enqueue %s%s; the reconciler will retry", task, args)
+            send_now(task, job_id, *args, priority=priority)
+        except BrokerUnavailable:
+            log.exception("could not enqueue %s for job %s; the reconciler will resend it", task, job_id)
+            _mark_resend_needed(job_id)
 
     after_commit(session, send)
+
+
+def _mark_resend_needed(job_id: str) -> None:
+    try:
+        with session_scope() as session:
+            session.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(resend_needed=True))
+    except SQLAlchemyError:
+        log.exception("could not mark job %s for resending; the stalled-job sweep will find it", job_id)
+
+
+BROKER_MARK = "tingxie:broker-mark"  # a key the broker keeps as long as it keeps its messages
+
+
+def broker_lost_messages(settings: Settings) -> bool:
+    """Whether the broker lost what it held since the last call: a Redis flushed, or restarted without
+    persistence, loses this mark along with the messages. Setting the mark is the check itself, so
+    exactly one caller sees each loss (and the first call ever counts as one). The embedded SQLite broker
+    keeps its messages in a file beside the database and is never asked."""
+    url = settings.resolved_broker_url
+    if not url.startswith(("redis://", "rediss://")):
+        return False
+    with redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5) as client:
+        return bool(client.set(BROKER_MARK, utcnow().isoformat(), nx=True))
+
+
+def forget_broker_mark(settings: Settings) -> None:
+    """Undo `broker_lost_messages` when the recovery it called for did not finish, so the next call
+    sees the loss again."""
+    with redis.Redis.from_url(settings.resolved_broker_url, socket_timeout=10, socket_connect_timeout=5) as client:
+        client.delete(BROKER_MARK)

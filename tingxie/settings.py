@@ -67,11 +67,18 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_retry_base_seconds: float = 30.0
 
-    # Queue. Longer than the slowest chunk, or Redis redelivers a task that is still running.
+    # Recovery. A worker holds a lease on what it works on (prepare: the job; transcribe: the chunk) and
+    # renews it every lease_renew_seconds; the reconciler, every reconcile_every_seconds, queues again
+    # whatever a lease expired on. So work a killed worker held runs again within lease_seconds plus one
+    # reconciler interval: about 2.5 minutes on these defaults.
+    lease_seconds: float = Field(120.0, gt=0)
+    lease_renew_seconds: float = Field(30.0, gt=0)
+    reconcile_every_seconds: float = Field(30.0, gt=0)
+    # Last resorts behind the leases. Longer than the slowest chunk, or Redis redelivers a task that is
+    # still running (its lease then turns the duplicate away).
     visibility_timeout_seconds: int = 6 * 3600
     # A queued or processing job with no progress for this long has its next step enqueued again.
     reconcile_after_seconds: int = 6 * 3600 + 600
-    reconcile_every_seconds: float = 300.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -75,12 +75,35 @@ class LocalStorage:
             shutil.copyfile(self._path(key), path)
 
     def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self._path(prefix), ignore_errors=True)
+        """Every object whose key starts with `prefix`, as on S3: `jobs/<id>/` is a directory, while
+        `jobs/<id>/source` is a file (and any other whose name starts so)."""
+        path = self._path(prefix)
+        folder, stem = (path, "") if prefix.endswith("/") else (path.parent, path.name)
+        with storage_errors("delete"):
+            if not folder.is_dir():
+                return
+            for entry in folder.iterdir():
+                if entry.name.startswith(stem):
+                    _remove(entry)
+            _remove_if_empty(folder)
 
     def check(self) -> None:
         with storage_errors("reach the storage directory"):
             if not os.access(self.root, os.W_OK):
                 raise OSError(f"{self.root} is not writable")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """An emptied job directory goes too, as S3 has no directories to leave behind."""
+    with suppress(OSError):  # not empty: another object of the job is still there
+        folder.rmdir()
 
 
 class _LocalWriter:

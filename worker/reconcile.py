@@ -1,48 +1,169 @@
-"""The reconciler: Postgres is the source of truth, the broker may lose messages.
+"""The reconciler: Postgres is the source of truth, workers die and the broker may lose messages.
 
-Periodically, work that has made no progress for longer than the broker's own redelivery timeout is
-enqueued again. Every task is idempotent, so a message that was merely slow costs a duplicate run at
-worst, never a wrong result."""
+Run every TINGXIE_RECONCILE_EVERY_SECONDS (30) by Celery beat. Each run queues again:
+
+- work whose lease ran out (worker/leases.py): a prepare or a chunk whose worker died or was stopped;
+- finalize for a job whose chunks are all done while it is still processing (a finalize that crashed);
+- everything a job still needs when a message for it could not be sent (`jobs.resend_needed`);
+- everything every unfinished job still needs when the broker lost its messages (a Redis flushed, or
+  restarted without persistence: `tingxie.queue.broker_lost_messages`);
+- last, the next step of any job with no progress for TINGXIE_RECONCILE_AFTER_SECONDS.
+
+Work a live lease shows running is left alone. Every task is idempotent and turned away while another
+worker holds its lease, so a message sent twice costs a skipped task at worst, never a wrong result."""
 
 import logging
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import TypeVarTuple
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
-from tingxie.models import Job, utcnow
-from tingxie.queue import PREPARE, enqueue
+from tingxie.models import Chunk, Job, utcnow
+from tingxie.queue import FINALIZE, PREPARE, broker_lost_messages, enqueue, forget_broker_mark
 from tingxie.settings import get_settings
-from tingxie.states import JobStatus
-from worker.service import enqueue_unfinished
+from tingxie.states import ChunkStatus, JobStatus
+from worker.leases import UNSYNCHRONIZED
+from worker.service import enqueue_chunk, enqueue_unfinished
 
 log = logging.getLogger(__name__)
 
-BATCH = 500  # stale jobs handled per run; the next run picks up the rest
+BATCH = 500  # rows handled per query and run; the next run picks up the rest
+UNFINISHED = (JobStatus.QUEUED, JobStatus.PROCESSING)
 
 
-def reconcile(now: datetime | None = None) -> int:
-    """Re-enqueue the next step of every stalled job; returns how many jobs were touched."""
-    stale_before = (now or utcnow()) - timedelta(seconds=get_settings().reconcile_after_seconds)
+@dataclass(frozen=True)
+class Reconciled:
+    """What one run queued again, by reason."""
+
+    prepares: int = 0  # prepare's lease ran out
+    chunks: int = 0  # a chunk's lease ran out
+    finalizes: int = 0  # every chunk done, the job still processing
+    resends: int = 0  # jobs whose message the broker refused
+    after_broker_loss: int = 0  # unfinished jobs resumed because the broker lost its messages
+    stalled: int = 0  # jobs with no progress for reconcile_after_seconds
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, field.name) for field in fields(self))
+
+
+def reconcile(now: datetime | None = None) -> Reconciled:
+    now = now or utcnow()
     with session_scope() as session:
-        jobs = session.scalars(
-            select(Job)
-            .where(Job.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING]), Job.updated_at < stale_before)
-            .order_by(Job.updated_at)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job in jobs:
-            _resume(session, job)
-            job.updated_at = utcnow()  # not again until another full interval passes
-    if jobs:
-        log.warning("re-enqueued the next step of %d stalled jobs", len(jobs))
+        prepares = _expired_prepares(session, now)
+        chunks = _expired_chunks(session, now)
+        finalizes = _unfinalized(session, now)
+        resends = _resend_requested(session)
+    done = Reconciled(prepares, chunks, finalizes, resends, _after_broker_loss(), _stalled(now))
+    if done.total:
+        log.warning("reconciler queued work again: %s", done)
+    return done
+
+
+def _expired_prepares(session: Session, now: datetime) -> int:
+    jobs = session.scalars(_locked(select(Job).where(Job.status.in_(UNFINISHED), Job.lease_expires_at < now))).all()
+    for job in jobs:
+        _clear_lease(session, Job, Job.id == job.id)
+        if job.chunks_total is None:
+            enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
     return len(jobs)
 
 
-def _resume(session: Session, job: Job) -> None:
-    if job.chunks_total is None:
-        enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
-    else:
+def _expired_chunks(session: Session, now: datetime) -> int:
+    rows = session.execute(
+        _locked(
+            select(Chunk.job_id, Chunk.index, Job.queue_priority)
+            .join(Job, Job.id == Chunk.job_id)
+            .where(Chunk.lease_expires_at < now, Chunk.status != ChunkStatus.DONE, Job.status.in_(UNFINISHED)),
+            of=Chunk,
+        )
+    ).all()
+    for job_id, index, queue_priority in rows:
+        _clear_lease(session, Chunk, Chunk.job_id == job_id, Chunk.index == index)
+        enqueue_chunk(session, job_id, index, queue_priority)
+    return len(rows)
+
+
+def _unfinalized(session: Session, now: datetime) -> int:
+    """Jobs whose last chunk is done but which are still processing a lease period later."""
+    quiet_since = now - timedelta(seconds=get_settings().lease_seconds)
+    jobs = session.scalars(
+        _locked(
+            select(Job).where(
+                Job.status == JobStatus.PROCESSING,
+                Job.chunks_total.is_not(None),
+                Job.chunks_done >= Job.chunks_total,
+                Job.updated_at < quiet_since,
+            )
+        )
+    ).all()
+    for job in jobs:
+        enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
+        job.updated_at = now  # not again until another lease period passes
+    return len(jobs)
+
+
+def _resend_requested(session: Session) -> int:
+    jobs = session.scalars(_locked(select(Job).where(Job.resend_needed, Job.status.in_(UNFINISHED)))).all()
+    for job in jobs:
+        job.resend_needed = False
         enqueue_unfinished(session, job)
+    return len(jobs)
+
+
+def _after_broker_loss() -> int:
+    settings = get_settings()
+    if not broker_lost_messages(settings):
+        return 0
+    try:
+        return _resume_all_unfinished()
+    except BaseException:
+        forget_broker_mark(settings)  # the next run sees the loss again and finishes the job
+        raise
+
+
+def _resume_all_unfinished() -> int:
+    resumed, after = 0, None
+    while True:
+        with session_scope() as session:
+            query = select(Job).where(Job.status.in_(UNFINISHED)).order_by(Job.id).limit(BATCH)
+            if after is not None:
+                query = query.where(Job.id > after)
+            jobs = session.scalars(query).all()
+            for job in jobs:
+                enqueue_unfinished(session, job)
+        resumed += len(jobs)
+        if len(jobs) < BATCH:
+            return resumed
+        after = jobs[-1].id
+
+
+def _stalled(now: datetime) -> int:
+    stale_before = now - timedelta(seconds=get_settings().reconcile_after_seconds)
+    with session_scope() as session:
+        jobs = session.scalars(
+            _locked(
+                select(Job).where(Job.status.in_(UNFINISHED), Job.updated_at < stale_before).order_by(Job.updated_at)
+            )
+        ).all()
+        for job in jobs:
+            enqueue_unfinished(session, job)
+            job.updated_at = now  # not again until another full interval passes
+    return len(jobs)
+
+
+Columns = TypeVarTuple("Columns")
+
+
+def _locked(query: Select[*Columns], of: type[Chunk] | None = None) -> Select[*Columns]:
+    """At most BATCH rows, skipping those another reconciler (or a worker) holds locked."""
+    return query.limit(BATCH).with_for_update(skip_locked=True, of=of)
+
+
+def _clear_lease(session: Session, table: type[Job] | type[Chunk], *row: ColumnElement[bool]) -> None:
+    session.execute(
+        update(table).where(*row).values(leased_by=None, lease_expires_at=None), execution_options=UNSYNCHRONIZED
+    )

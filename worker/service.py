@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job, utcnow
-from tingxie.queue import FINALIZE, TRANSCRIBE, chunk_priority, enqueue
+from tingxie.queue import FINALIZE, PREPARE, TRANSCRIBE, chunk_priority, enqueue
 from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
@@ -27,6 +27,7 @@ from worker.audio.prepare import PreparedAudio, StoredChunk, plan_and_store
 from worker.audio.wavio import decode_wav
 from worker.batching import Prompt
 from worker.engines.registry import get_batcher
+from worker.leases import Lease, get_lease_keeper
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
 
 log = logging.getLogger(__name__)
@@ -38,18 +39,29 @@ PROGRESS_INTERVAL_S = 2.0  # how often prepare records how far it has got (and s
 
 
 def prepare(job_id: uuid.UUID) -> None:
-    source_key = _start_processing(job_id)
-    if source_key is None:
+    """Cut the recording into chunks, under the job's lease: a second prepare of the same job (a
+    duplicate message) is turned away while this one runs."""
+    started = _start_processing(job_id)
+    if started is None:
         return
-    plan = _plan_and_store(job_id, source_key, get_storage())
-    with session_scope() as session:
-        job = _lock_active_job(session, job_id)
-        if job is not None and job.chunks_total is None:
-            _record_plan(session, job, plan)
+    keeper = get_lease_keeper()
+    with keeper.holding(started.lease):
+        plan = _plan_and_store(job_id, started.source_key, get_storage())
+        with session_scope() as session:
+            keeper.clear(session, started.lease)
+            job = _lock_active_job(session, job_id)
+            if job is not None and job.chunks_total is None:
+                _record_plan(session, job, plan)
 
 
-def _start_processing(job_id: uuid.UUID) -> str | None:
-    """Mark the job processing; None when there is nothing (more) to prepare."""
+@dataclass(frozen=True)
+class PrepareWork:
+    source_key: str
+    lease: Lease
+
+
+def _start_processing(job_id: uuid.UUID) -> PrepareWork | None:
+    """Mark the job processing and take its lease; None when there is nothing (more) to prepare."""
     with session_scope() as session:
         job = _lock_active_job(session, job_id)
         if job is None:
@@ -57,9 +69,12 @@ def _start_processing(job_id: uuid.UUID) -> str | None:
         if job.chunks_total is not None:  # redelivered after planning: resend what is unfinished
             enqueue_unfinished(session, job)
             return None
+        lease = get_lease_keeper().take(session, job_id)
+        if lease is None:
+            return None  # another worker is preparing it
         job.status = JobStatus.PROCESSING
         job.started_at = job.started_at or utcnow()
-        return job.source_key
+        return PrepareWork(job.source_key, lease)
 
 
 def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> PreparedAudio:
@@ -89,7 +104,7 @@ def _queue_chunk(job_id: uuid.UUID, stored: StoredChunk) -> None:
             session.add(chunk)
             job.chunks_cut += 1
         if chunk.status != ChunkStatus.DONE:
-            _enqueue_chunk(session, job, stored.index)
+            enqueue_chunk(session, job_id, stored.index, job.queue_priority)
 
 
 def _chunk_row(job_id: uuid.UUID, stored: StoredChunk) -> Chunk:
@@ -103,8 +118,9 @@ def _chunk_row(job_id: uuid.UUID, stored: StoredChunk) -> Chunk:
     )
 
 
-def _enqueue_chunk(session: Session, job: Job, index: int) -> None:
-    enqueue(session, TRANSCRIBE, str(job.id), str(index), priority=chunk_priority(job.queue_priority, index))
+def enqueue_chunk(session: Session, job_id: uuid.UUID, index: int, job_step: int) -> None:
+    """Queue chunk `index`'s transcription at its step (`job_step` is the job's queue priority)."""
+    enqueue(session, TRANSCRIBE, str(job_id), str(index), priority=chunk_priority(job_step, index))
 
 
 class _PrepareProgress:
@@ -148,11 +164,22 @@ def _record_plan(session: Session, job: Job, plan: PreparedAudio) -> None:
 
 
 def enqueue_unfinished(session: Session, job: Job) -> None:
-    """Queue every chunk not yet done, or finalize when none is left (a job whose plan is recorded)."""
-    pending = session.scalars(select(Chunk.index).where(Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE)).all()
-    for index in pending:
-        _enqueue_chunk(session, job, index)
-    if not pending:
+    """Queue again what the job still needs, except work a live lease shows running: prepare, when the
+    recording is not cut yet; every chunk recorded and not done; finalize once every chunk is done."""
+    now = utcnow()
+    preparing = session.scalar(select(exists().where(Job.id == job.id, Job.lease_expires_at >= now)))
+    if job.chunks_total is None and not preparing:
+        enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
+        return
+    unfinished = session.execute(
+        select(Chunk.index, Chunk.lease_expires_at >= now).where(
+            Chunk.job_id == job.id, Chunk.status != ChunkStatus.DONE
+        )
+    ).all()
+    for index, running in unfinished:
+        if not running:
+            enqueue_chunk(session, job.id, index, job.queue_priority)
+    if job.chunks_total is not None and not unfinished:
         enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
 
 
@@ -170,23 +197,28 @@ class ChunkWork:
     windows: tuple[Window, ...]  # relative to the chunk
     prompt: Prompt
     priority: int  # the chunk's broker priority step: interactive work goes first in the batcher too
+    lease: Lease
 
 
 def transcribe(job_id: uuid.UUID, index: int) -> None:
-    """One chunk: its windows join the process's batcher (and whatever other chunks and jobs are in it),
-    and the chunk's own results are committed; the task is acknowledged only after that."""
+    """One chunk, under its lease: its windows join the process's batcher (and whatever other chunks and
+    jobs are in it), and the chunk's own results are committed; the task is acknowledged only after that."""
     work = _chunk_work(job_id, index)
     if work is None:
         return
-    samples = decode_wav(get_storage().get_bytes(work.audio_key))
-    results = get_batcher().transcribe(window_audio(samples, work.windows), work.prompt, work.priority)
-    segments = window_segments(work.start, work.windows, results)
-    with session_scope() as session:
-        _record_chunk(session, job_id, index, segments)
+    keeper = get_lease_keeper()
+    with keeper.holding(work.lease):
+        samples = decode_wav(get_storage().get_bytes(work.audio_key))
+        results = get_batcher().transcribe(window_audio(samples, work.windows), work.prompt, work.priority)
+        segments = window_segments(work.start, work.windows, results)
+        with session_scope() as session:
+            keeper.clear(session, work.lease)
+            _record_chunk(session, job_id, index, segments)
 
 
 def _chunk_work(job_id: uuid.UUID, index: int) -> ChunkWork | None:
-    """The chunk's work, or None when there is none: the job is gone or final, or the chunk is done."""
+    """The chunk's work with its lease taken, or None when there is none: the job is gone or final, the
+    chunk is done, or another worker holds it."""
     with session_scope() as session:
         job = session.get(Job, job_id)
         chunk = session.get(Chunk, (job_id, index))
@@ -194,6 +226,9 @@ def _chunk_work(job_id: uuid.UUID, index: int) -> ChunkWork | None:
             return None
         if chunk.status == ChunkStatus.DONE:
             _finalize_if_complete(session, job, job.chunks_done, job.chunks_total)
+            return None
+        lease = get_lease_keeper().take(session, job_id, index)
+        if lease is None:
             return None
         return ChunkWork(
             job_id=job_id,
@@ -203,6 +238,7 @@ def _chunk_work(job_id: uuid.UUID, index: int) -> ChunkWork | None:
             windows=tuple(Window(start, end) for start, end in chunk.windows),
             prompt=Prompt(language=None if job.language == "auto" else job.language, context=job.context),
             priority=chunk_priority(job.queue_priority, index),
+            lease=lease,
         )
 
 

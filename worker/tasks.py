@@ -1,7 +1,10 @@
 """Celery tasks: thin wrappers that take ids, call the service, and turn errors into job state.
 
-Transient infrastructure errors (storage, database, broker) are retried with backoff; a `JobFailure`
-ends the job with its code; anything else ends it as `internal_error` so that no job is left stuck."""
+A `JobFailure` ends the job with its code. Transient infrastructure errors (storage, database, broker)
+are retried with backoff and then handed back: the step's lease is released (or runs out, with the
+database down) and the reconciler queues the work again once the service is back, so an outage never
+fails a job. An error while the worker is shutting down (a cold shutdown abandons its tasks) hands the
+work back too. Anything else ends the job as `internal_error`, so that no job is left stuck."""
 
 import logging
 import uuid
@@ -9,17 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import OperationalError
+from celery.signals import worker_shutdown
+from celery.worker import state as worker_state
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from tingxie.errors import JobFailure, StorageError
+from tingxie.errors import BrokerUnavailable, JobFailure, StorageError
 from tingxie.queue import FINALIZE, PREPARE, RECONCILE, TRANSCRIBE, get_celery
 from worker import reconcile as reconciler
 from worker import service
+from worker.leases import get_lease_keeper
 
 log = logging.getLogger(__name__)
 app = get_celery()
 
-TRANSIENT = (StorageError, OperationalError, ConnectionError)
+TRANSIENT = (StorageError, BrokerUnavailable, OperationalError, InterfaceError, ConnectionError)
 MAX_RETRIES = 5
 RETRY_BASE_SECONDS = 5
 
@@ -32,12 +38,19 @@ def _run(task: Task, job_id: str, step: Callable[..., None], *args: Any) -> None
         service.fail(job, exc.code, exc.message)
     except TRANSIENT as exc:
         if task.request.retries >= MAX_RETRIES:
-            service.fail(job, "internal_error", f"gave up after {MAX_RETRIES} retries: {exc}")
+            log.warning("%s for job %s handed back after %d retries: %s", task.name, job_id, MAX_RETRIES, exc)
             return
         raise task.retry(exc=exc, countdown=RETRY_BASE_SECONDS * 2**task.request.retries) from exc
     except Exception as exc:
+        if _shutting_down():
+            log.warning("%s for job %s handed back: the worker is shutting down (%r)", task.name, job_id, exc)
+            return
         log.exception("%s failed for job %s", task.name, job_id)
         service.fail(job, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def _shutting_down() -> bool:
+    return any(flag not in (None, False) for flag in (worker_state.should_stop, worker_state.should_terminate))
 
 
 @app.task(name=PREPARE, bind=True, max_retries=MAX_RETRIES)
@@ -57,4 +70,10 @@ def finalize(self: Task, job_id: str) -> None:
 
 @app.task(name=RECONCILE)
 def reconcile() -> int:
-    return reconciler.reconcile()
+    return reconciler.reconcile().total
+
+
+@worker_shutdown.connect
+def _hand_back_leases(**_: Any) -> None:
+    """Whatever a stopping worker still holds goes back now, not when its leases run out."""
+    get_lease_keeper().release_all()

@@ -1,11 +1,12 @@
 """Turning a request into a stored source and a queued job, shared by the v1, seed and OpenAI routes.
 
 No transaction stays open while an upload streams: the audio goes to storage first, then the job row is
-written in its own short transaction, and the prepare task is enqueued after that commit."""
+written in its own short transaction, and the prepare task is sent after that commit (a broker that
+refuses it turns the request into a 503 and removes the job again)."""
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -14,8 +15,9 @@ from starlette.requests import Request
 from api.jobs import service
 from api.jobs.upload import receive_upload
 from tingxie.db import session_scope
-from tingxie.errors import InvalidRequest, PayloadTooLarge, TingxieError
+from tingxie.errors import BrokerUnavailable, InvalidRequest, PayloadTooLarge
 from tingxie.models import Job
+from tingxie.queue import PREPARE, send_now
 from tingxie.settings import Settings
 from tingxie.states import Priority
 from tingxie.storage import Storage
@@ -41,13 +43,13 @@ async def accept_multipart(
     upload = await receive_upload(request, lambda: storage.writer(source), settings.max_upload_bytes)
     given = {(field_aliases or {}).get(name, name): value for name, value in upload.fields.items()}
     fields = (defaults or {}) | given
-    with _discard_on_error(storage, source):
+    async with _discard_on_error(storage, source):
         if not upload.stored:
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
         job_request = _job_request(fields, idempotency_key, settings.engine)
         _check_size(upload.size, settings)
-    filename = service.clean_filename(upload.filename)
-    return await _create_or_join(storage, key, job_id, job_request, filename, upload.size), fields
+        filename = service.clean_filename(upload.filename)
+        return await _create_or_join(storage, key, job_id, job_request, filename, upload.size), fields
 
 
 async def accept_bytes(
@@ -62,8 +64,10 @@ async def accept_bytes(
     job_request = _job_request(fields, None, settings.engine)
     _check_size(len(data), settings)
     job_id = uuid.uuid4()
-    await run_in_threadpool(storage.put_bytes, service.source_key(job_id), data)
-    return await _create_or_join(storage, key, job_id, job_request, filename, len(data))
+    source = service.source_key(job_id)
+    async with _discard_on_error(storage, source):
+        await run_in_threadpool(storage.put_bytes, source, data)
+        return await _create_or_join(storage, key, job_id, job_request, filename, len(data))
 
 
 def _check_size(size: int, settings: Settings) -> None:
@@ -73,13 +77,13 @@ def _check_size(size: int, settings: Settings) -> None:
         raise PayloadTooLarge(f"the upload is larger than the limit of {settings.max_upload_bytes} bytes")
 
 
-@contextmanager
-def _discard_on_error(storage: Storage, key: str) -> Iterator[None]:
-    """Delete the stored source if the request turns out to be invalid after it was streamed."""
+@asynccontextmanager
+async def _discard_on_error(storage: Storage, key: str) -> AsyncIterator[None]:
+    """Delete the stored source if the request fails after it was streamed (invalid, or a service down)."""
     try:
         yield
-    except TingxieError:
-        storage.delete_prefix(key)
+    except Exception:
+        await run_in_threadpool(storage.delete_prefix, key)
         raise
 
 
@@ -105,14 +109,27 @@ async def _create_or_join(
     size: int,
 ) -> Job:
     try:
-        return await run_in_threadpool(_create, key, job_id, request, filename, size)
+        job = await run_in_threadpool(_create, key, job_id, request, filename, size)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: answer with its job.
-        storage.delete_prefix(service.source_key(job_id))
+        await run_in_threadpool(storage.delete_prefix, service.source_key(job_id))
         winner = await run_in_threadpool(_find_idempotent, key, request.idempotency_key)
         if winner is None:
             raise
         return winner
+    await run_in_threadpool(_queue_or_withdraw, storage, job)
+    return job
+
+
+def _queue_or_withdraw(storage: Storage, job: Job) -> None:
+    """Queue the job's prepare now, so that a broker that is down is answered with 503
+    `broker_unavailable` and the job withdrawn, instead of a 202 for a job no worker hears of."""
+    try:
+        send_now(PREPARE, str(job.id), priority=job.queue_priority)
+    except BrokerUnavailable:
+        with session_scope() as session:
+            service.withdraw_job(session, storage, job.id)
+        raise
 
 
 def _find_idempotent(key: uuid.UUID | None, idempotency_key: str | None) -> Job | None:

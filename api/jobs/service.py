@@ -4,13 +4,13 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tingxie.errors import Conflict, InvalidRequest, NotFound
 from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
 from tingxie.models import Job, utcnow
-from tingxie.queue import PREPARE, enqueue, job_priority
+from tingxie.queue import job_priority
 from tingxie.states import JobStatus, Priority
 from tingxie.storage import Storage, job_prefix
 
@@ -115,8 +115,13 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
     return job
+
+
+def withdraw_job(session: Session, storage: Storage, job_id: uuid.UUID) -> None:
+    """Remove a job that was never queued, and everything stored for it."""
+    storage.delete_prefix(job_prefix(job_id))
+    session.execute(delete(Job).where(Job.id == job_id))
 
 
 def find_idempotent(session: Session, key_id: uuid.UUID | None, idempotency_key: str | None) -> Job | None:
