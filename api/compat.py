@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api import formats
 from api.deps import CurrentKey, SettingsDep, StorageDep
 from api.jobs import intake
+from api.jobs.schemas import OPENAI_FORM
 from tingxie.errors import InvalidRequest, JobFailure, TingxieError
 from tingxie.models import Job
 from tingxie.states import JobStatus, Priority
@@ -60,19 +61,21 @@ def _base64(text: str) -> bytes:
         raise InvalidRequest("'file' must be base64-encoded audio", code="invalid_base64") from exc
 
 
-@router.post("/v1/audio/transcriptions")
+@router.post("/v1/audio/transcriptions", openapi_extra=OPENAI_FORM)
 async def openai_transcriptions(
     request: Request, settings: SettingsDep, storage: StorageDep, key: CurrentKey
 ) -> Response:
     aliases, defaults = {"prompt": "context"}, {"priority": str(Priority.INTERACTIVE)}
     job, fields = await intake.accept_multipart(
-        request, settings, storage, key, field_aliases=aliases, defaults=defaults
+        request, settings, storage, key, field_aliases=aliases, defaults=defaults, check_fields=_check_format
     )
-    response_format = fields.get("response_format", "json")
-    if response_format not in RESPONSE_FORMATS:
-        raise InvalidRequest(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", code="invalid_format")
     job = await _wait(key, job.id, settings.sync_wait_seconds)
-    return _openai_response(job, response_format)
+    return _openai_response(job, fields.get("response_format", "json"))
+
+
+def _check_format(fields: dict[str, str]) -> None:
+    if fields.get("response_format", "json") not in RESPONSE_FORMATS:
+        raise InvalidRequest(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", code="invalid_format")
 
 
 def _openai_response(job: Job, response_format: str) -> Response:

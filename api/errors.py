@@ -14,13 +14,13 @@ from tingxie.errors import TingxieError
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 async def _tingxie_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TingxieError)
-    return error_response(exc.status_code, exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import jiwer
 import redis
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job
 from tingxie.queue import PRIORITY_STEPS
+from tingxie.settings import get_settings
 from tingxie.storage import get_storage
 from worker import service
 
@@ -39,6 +41,22 @@ def task_of(message: bytes) -> tuple[str, list[str]]:
 def clear_queues(broker: redis.Redis, *queues: str) -> None:
     for queue in queues:
         broker.delete(*(queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS))
+
+
+def stored_sources() -> int:
+    """Uploaded recordings in the deployment's S3 bucket (only the API stores those; workers add and drop
+    chunks), for checks that a refused request kept nothing."""
+    settings = get_settings()
+    assert settings.s3_access_key is not None and settings.s3_secret_key is not None
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key.get_secret_value(),
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        region_name=settings.s3_region,
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix="jobs/")
+    return sum(item["Key"].endswith("/source") for page in pages for item in page.get("Contents", []))
 
 
 def normalize(text: str) -> str:

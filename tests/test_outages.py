@@ -1,8 +1,8 @@
 """Outages of the broker and of the database while a backlog runs, on a platform of its own (the tiny
 random-weight Qwen3-ASR) whose Redis and Postgres this module stops, starts and flushes (never the
-machine's own, which the rest of the suite shares). While a service is down the API answers a JSON 503 with a code, at once; nothing a refused
-request streamed is left in storage; once the service is back, every job accepted before completes with the
-transcript a run without faults gives.
+machine's own, which the rest of the suite shares). While a service is down the API answers a JSON 503
+with a code, at once; nothing a refused request streamed is left in storage; once the service is back,
+every job accepted before completes with the transcript a run without faults gives.
 
 Lease settings are scaled down (lease 3 s, renewed every second, the reconciler every second) so that
 recovery fits a test; the shipped defaults are 120 s, 30 s and 30 s."""
@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from tests.conftest import Platform
 from tests.corpus import OSR
-from tests.helpers import submit, wait_for
+from tests.helpers import stored_sources, submit, wait_for
 from tests.services import OwnPostgres, OwnRedis
 
 LEASES = {"TINGXIE_LEASE_SECONDS": "3", "TINGXIE_LEASE_RENEW_SECONDS": "1", "TINGXIE_RECONCILE_EVERY_SECONDS": "1"}
@@ -61,19 +60,6 @@ def reference(outage_platform: Platform) -> dict[str, Any]:
     """The transcript of the same recording before any fault."""
     with outage_platform.client() as client:
         return wait_for(client, submit(client, OSR).json()["id"])
-
-
-def _stored_sources(env: dict[str, str]) -> int:
-    """Uploaded recordings in the bucket (only the API stores those; workers add and drop chunks)."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["TINGXIE_S3_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["TINGXIE_S3_BUCKET"], Prefix="jobs/")
-    return sum(item["Key"].endswith("/source") for page in pages for item in page.get("Contents", []))
 
 
 def _backlog(client: httpx.Client) -> list[str]:
@@ -127,11 +113,11 @@ def test_while_the_broker_is_down_submits_get_503_and_accepted_jobs_survive_its_
         assert _in_flight(client, ids), "the backlog finished before the fault"
         try:
             jobs_before = len(client.get("/v1/jobs").json()["jobs"])
-            sources_before = _stored_sources(outage_platform.env)
+            sources_before = stored_sources()
             started = time.monotonic()
             _refused(submit(client, OSR), "broker_unavailable", started)
             assert len(client.get("/v1/jobs").json()["jobs"]) == jobs_before  # the refused job was withdrawn
-            assert _stored_sources(outage_platform.env) == sources_before  # and its upload deleted
+            assert stored_sources() == sources_before  # and its upload deleted
             _refused(client.get("/readyz"), "broker_unavailable", time.monotonic())
         finally:
             broker.start()
@@ -144,14 +130,14 @@ def test_while_the_database_is_down_the_api_answers_503_and_jobs_complete_after(
     with outage_platform.client() as client:
         ids = _backlog(client)
         _wait_until_transcribing(client, ids)
-        sources_before = _stored_sources(outage_platform.env)
+        sources_before = stored_sources()
         assert _in_flight(client, ids), "the backlog finished before the fault"
         database.stop()
         try:
             for path in (f"/v1/jobs/{ids[0]}", "/v1/jobs", f"/v1/jobs/{ids[0]}/transcript", "/metrics"):
                 _refused(client.get(path), "database_unavailable", time.monotonic())
             _refused(submit(client, OSR), "database_unavailable", time.monotonic())
-            assert _stored_sources(outage_platform.env) == sources_before  # the refused upload was deleted
+            assert stored_sources() == sources_before  # the refused upload was deleted
             _refused(client.get("/readyz"), "database_unavailable", time.monotonic())
             time.sleep(5)  # longer than a lease: the workers' leases run out meanwhile
         finally:

@@ -6,6 +6,7 @@ TingxieError                 code + message, rendered as {"error": {"code", "mes
 ├── PayloadTooLarge          413: upload over TINGXIE_MAX_UPLOAD_BYTES
 ├── Unauthorized             401: missing or unknown API key
 ├── Conflict                 409: action not allowed in the job's current state
+├── RateLimited              429: a key over one of its limits; says when to retry (Retry-After)
 ├── StorageError             503: object storage unreachable or failing
 ├── BrokerUnavailable        503: the message broker (Redis) unreachable
 ├── DatabaseUnavailable      503: the database unreachable
@@ -26,6 +27,11 @@ class TingxieError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error."""
+        return {}
 
 
 class NotFound(TingxieError):
@@ -51,6 +57,19 @@ class Unauthorized(TingxieError):
 class Conflict(TingxieError):
     status_code = 409
     code = "conflict"
+
+
+class RateLimited(TingxieError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = max(1, retry_after_s)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class StorageError(TingxieError):

@@ -79,7 +79,9 @@ class Job(Base):
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
+    retain_days: Mapped[float | None]  # as submitted: keep this job so long once finished
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)  # finished_at + retain_days
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Prepare's lease (worker.leases): who is cutting the recording, until when unless renewed.
     leased_by: Mapped[str | None] = mapped_column(String(120))

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     auth_required: bool | None = None  # None: only on a non-loopback bind or once keys exist
     sync_wait_seconds: float = 600.0  # how long the synchronous compatibility routes wait for a job
 
+    # Limits per API key; none applies in the keyless local mode, and 0 switches one off. A key over one
+    # gets 429 `rate_limited` (or `quota_exceeded`) with Retry-After, before its upload streams.
+    max_active_jobs_per_key: int = Field(1000, ge=0)  # queued or processing at once
+    max_submits_per_minute: int = Field(300, ge=0)
+    max_audio_hours_per_day: float = Field(0.0, ge=0)  # audio of the jobs submitted in the last 24 h
+
+    # Retention. Finished jobs (completed, failed, canceled) older than this, counted from when they
+    # finished, are deleted with everything stored for them by the reconciler; None keeps them. A job's
+    # own `retain_days` may shorten it. keep_source=False drops a job's uploaded audio once it completes.
+    retention_days: float | None = Field(None, gt=0)
+    keep_source: bool = True
+
     # Webhooks.
     webhook_secret: SecretStr = SecretStr("whsec_dGluZ3hpZS1kZXZlbG9wbWVudC1zZWNyZXQ=")
     webhook_allow_private: bool = False

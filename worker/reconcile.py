@@ -9,6 +9,9 @@ Run every TINGXIE_RECONCILE_EVERY_SECONDS (30) by Celery beat. Each run queues a
   restarted without persistence: `tingxie.queue.broker_lost_messages`);
 - last, the next step of any job with no progress for TINGXIE_RECONCILE_AFTER_SECONDS.
 
+It also deletes finished jobs past their retention (TINGXIE_RETENTION_DAYS, or the job's own
+`retain_days`): storage first, then the rows, so nothing with the job's prefix outlives its record.
+
 Work a live lease shows running is left alone. Every task is idempotent and turned away while another
 worker holds its lease, so a message sent twice costs a skipped task at worst, never a wrong result."""
 
@@ -17,14 +20,16 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
+from tingxie.errors import StorageError
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.queue import FINALIZE, PREPARE, broker_lost_messages, enqueue, forget_broker_mark
 from tingxie.settings import get_settings
-from tingxie.states import ChunkStatus, JobStatus
+from tingxie.states import FINAL_STATES, ChunkStatus, JobStatus
+from tingxie.storage import get_storage, job_prefix
 from worker.leases import UNSYNCHRONIZED
 from worker.service import enqueue_chunk, enqueue_unfinished
 
@@ -44,6 +49,7 @@ class Reconciled:
     resends: int = 0  # jobs whose message the broker refused
     after_broker_loss: int = 0  # unfinished jobs resumed because the broker lost its messages
     stalled: int = 0  # jobs with no progress for reconcile_after_seconds
+    expired: int = 0  # finished jobs deleted: their retention ran out
 
     @property
     def total(self) -> int:
@@ -57,9 +63,11 @@ def reconcile(now: datetime | None = None) -> Reconciled:
         chunks = _expired_chunks(session, now)
         finalizes = _unfinalized(session, now)
         resends = _resend_requested(session)
-    done = Reconciled(prepares, chunks, finalizes, resends, _after_broker_loss(), _stalled(now))
-    if done.total:
+    done = Reconciled(prepares, chunks, finalizes, resends, _after_broker_loss(), _stalled(now), _expire(now))
+    if done.total - done.expired:
         log.warning("reconciler queued work again: %s", done)
+    elif done.expired:
+        log.info("deleted %d jobs whose retention ran out", done.expired)
     return done
 
 
@@ -167,3 +175,28 @@ def _clear_lease(session: Session, table: type[Job] | type[Chunk], *row: ColumnE
     session.execute(
         update(table).where(*row).values(leased_by=None, lease_expires_at=None), execution_options=UNSYNCHRONIZED
     )
+
+
+def _expire(now: datetime) -> int:
+    """Delete finished jobs past their retention: storage first, so a failure there leaves the row for the
+    next run instead of objects nobody can find."""
+    settings = get_settings()
+    expired = Job.expires_at < now
+    if settings.retention_days is not None:
+        cutoff = now - timedelta(days=settings.retention_days)
+        by_setting = and_(Job.status.in_(FINAL_STATES), Job.retain_days.is_(None), Job.finished_at < cutoff)
+        expired = or_(expired, by_setting)
+    with session_scope() as session:
+        ids = session.scalars(select(Job.id).where(expired).limit(BATCH)).all()
+    storage = get_storage()
+    deleted = 0
+    for job_id in ids:
+        try:
+            storage.delete_prefix(job_prefix(job_id))
+        except StorageError as exc:
+            log.warning("could not delete the stored objects of expired job %s yet: %s", job_id, exc)
+            continue
+        with session_scope() as session:
+            session.execute(delete(Job).where(Job.id == job_id))
+        deleted += 1
+    return deleted

@@ -15,6 +15,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
+from tingxie.lifecycle import finish
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.queue import FINALIZE, PREPARE, TRANSCRIBE, chunk_priority, enqueue
 from tingxie.settings import get_settings
@@ -284,9 +285,11 @@ def finalize(job_id: uuid.UUID) -> None:
         job.segments = to_rows(segments)
         job.text = join_text(segments)
         job.languages = detected_languages(segments)
-        job.status = JobStatus.COMPLETED
-        job.finished_at = utcnow()
-    get_storage().delete_prefix(f"{job_prefix(job_id)}chunks/")
+        finish(job, JobStatus.COMPLETED)
+    # The chunks were only for transcribing; the source goes too unless it is to be kept.
+    get_storage().delete_prefix(
+        job_prefix(job_id) if not get_settings().keep_source else f"{job_prefix(job_id)}chunks/"
+    )
 
 
 def fail(job_id: uuid.UUID, code: str, message: str) -> None:
@@ -295,9 +298,8 @@ def fail(job_id: uuid.UUID, code: str, message: str) -> None:
         if job is None:
             return
         log.info("job %s failed: %s: %s", job_id, code, message)
-        job.status = JobStatus.FAILED
         job.error_code, job.error_message = code, message[:2000]
-        job.finished_at = utcnow()
+        finish(job, JobStatus.FAILED)
 
 
 def _lock_active_job(session: Session, job_id: uuid.UUID) -> Job | None:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from api import formats
 from api.deps import CurrentKey, SessionDep, SettingsDep, StorageDep
 from api.jobs import intake, service
-from api.jobs.schemas import JobList, JobOut
+from api.jobs.schemas import JOB_FORM, JobList, JobOut
 from tingxie.errors import Conflict
 from tingxie.models import Job
 from tingxie.states import JobStatus
@@ -18,7 +18,7 @@ from tingxie.transcript import from_rows, to_rows
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=202, response_model=JobOut)
+@router.post("", status_code=202, response_model=JobOut, openapi_extra=JOB_FORM)
 async def submit_job(
     request: Request,
     settings: SettingsDep,
@@ -26,7 +26,8 @@ async def submit_job(
     key: CurrentKey,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Multipart `file` (+ `language`, `context`, `webhook_url`); optional `Idempotency-Key` header."""
+    """Multipart `file` (+ `language`, `context`, `priority`, `retain_days`); optional `Idempotency-Key`
+    header."""
     job, _ = await intake.accept_multipart(request, settings, storage, key, idempotency_key)
     return _accepted(job)
 

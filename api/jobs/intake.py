@@ -5,7 +5,7 @@ written in its own short transaction, and the prepare task is sent after that co
 refuses it turns the request into a 503 and removes the job again)."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.jobs import service
+from api.jobs.limits import check_limits
 from api.jobs.upload import receive_upload
 from tingxie.db import session_scope
 from tingxie.errors import BrokerUnavailable, InvalidRequest, PayloadTooLarge
@@ -31,13 +32,16 @@ async def accept_multipart(
     idempotency_key: str | None = None,
     field_aliases: dict[str, str] | None = None,
     defaults: dict[str, str] | None = None,
+    check_fields: Callable[[dict[str, str]], None] | None = None,
 ) -> tuple[Job, dict[str, str]]:
     """Stream the `file` part to storage and queue a job; returns the job and the form's text fields
-    (`defaults` for those the form leaves out)."""
+    (`defaults` for those the form leaves out). The key's limits are checked before the upload streams;
+    `check_fields` validates the route's own fields before the job exists."""
     idempotency_key = service.validate_idempotency_key(idempotency_key)
     existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
     if existing is not None:
         return existing, {}
+    await run_in_threadpool(_check_limits, key, settings)
     job_id = uuid.uuid4()
     source = service.source_key(job_id)
     upload = await receive_upload(request, lambda: storage.writer(source), settings.max_upload_bytes)
@@ -46,7 +50,9 @@ async def accept_multipart(
     async with _discard_on_error(storage, source):
         if not upload.stored:
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
-        job_request = _job_request(fields, idempotency_key, settings.engine)
+        job_request = _job_request(fields, idempotency_key, settings)
+        if check_fields is not None:
+            check_fields(fields)
         _check_size(upload.size, settings)
         filename = service.clean_filename(upload.filename)
         return await _create_or_join(storage, key, job_id, job_request, filename, upload.size), fields
@@ -61,8 +67,9 @@ async def accept_bytes(
     key: uuid.UUID | None,
 ) -> Job:
     """A source that arrived whole (base64 in JSON): store it and queue a job."""
-    job_request = _job_request(fields, None, settings.engine)
+    job_request = _job_request(fields, None, settings)
     _check_size(len(data), settings)
+    await run_in_threadpool(_check_limits, key, settings)
     job_id = uuid.uuid4()
     source = service.source_key(job_id)
     async with _discard_on_error(storage, source):
@@ -87,17 +94,23 @@ async def _discard_on_error(storage: Storage, key: str) -> AsyncIterator[None]:
         raise
 
 
-def _job_request(fields: dict[str, str], idempotency_key: str | None, engine: str) -> service.JobRequest:
+def _job_request(fields: dict[str, str], idempotency_key: str | None, settings: Settings) -> service.JobRequest:
     if fields.get("webhook_url"):
         # Refused rather than stored and never called: poll GET /v1/jobs/{id} until delivery exists.
         raise InvalidRequest("webhook delivery is not available in this version", code="webhooks_unavailable")
     return service.JobRequest(
-        language=service.validate_language(fields.get("language", "auto"), engine),
+        language=service.validate_language(fields.get("language", "auto"), settings.engine),
         context=service.validate_context(fields.get("context")),
         webhook_url=fields.get("webhook_url") or None,
         idempotency_key=idempotency_key,
         priority=service.validate_priority(fields.get("priority", Priority.BATCH)),
+        retain_days=service.validate_retain_days(fields.get("retain_days"), settings.retention_days),
     )
+
+
+def _check_limits(key: uuid.UUID | None, settings: Settings) -> None:
+    with session_scope() as session:
+        check_limits(session, key, settings)
 
 
 async def _create_or_join(

@@ -78,3 +78,30 @@ class JobOut(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobOut]
     next_after: uuid.UUID | None
+
+
+def multipart_body(description: str, **fields: dict[str, object]) -> dict[str, object]:
+    """An OpenAPI request body for a route that reads its multipart form itself (streaming the file
+    part to storage), so that /docs and generated clients can send the form."""
+    properties = {"file": {"type": "string", "format": "binary", "description": "the recording"}} | fields
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    body = {"required": True, "description": description, "content": {"multipart/form-data": {"schema": schema}}}
+    return {"requestBody": body}
+
+
+_TEXT = {"type": "string"}
+JOB_FORM = multipart_body(
+    "The recording and how to transcribe it.",
+    language={**_TEXT, "default": "auto", "description": "`auto` or a language code (GET /v1/engines lists them)"},
+    context={**_TEXT, "description": "names and terms the speech may contain, given to the model as a prompt"},
+    priority={"type": "string", "enum": ["batch", "interactive"], "default": "batch"},
+    retain_days={"type": "number", "description": "delete the job this many days after it finishes"},
+    webhook_url={**_TEXT, "description": "not available in this version: refused with webhooks_unavailable"},
+)
+OPENAI_FORM = multipart_body(
+    "OpenAI's transcription form.",
+    model={**_TEXT, "description": "accepted and ignored: the server's engine transcribes"},
+    language={**_TEXT, "default": "auto"},
+    prompt={**_TEXT, "description": "names and terms the speech may contain"},
+    response_format={"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"], "default": "json"},
+)

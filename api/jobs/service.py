@@ -1,5 +1,6 @@
 """Job operations for the API. Services flush; the request's session commits."""
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -9,12 +10,14 @@ from sqlalchemy.orm import Session
 
 from tingxie.errors import Conflict, InvalidRequest, NotFound
 from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
-from tingxie.models import Job, utcnow
+from tingxie.lifecycle import finish
+from tingxie.models import Job
 from tingxie.queue import job_priority
 from tingxie.states import JobStatus, Priority
 from tingxie.storage import Storage, job_prefix
 
 MAX_PAGE = 200
+MIN_RETAIN_DAYS = 1 / 24
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class JobRequest:
     webhook_url: str | None = None
     idempotency_key: str | None = None
     priority: Priority = Priority.BATCH
+    retain_days: float | None = None
 
 
 def source_key(job_id: uuid.UUID) -> str:
@@ -86,6 +90,22 @@ def validate_priority(priority: str) -> Priority:
         raise InvalidRequest(f"unknown priority {priority!r}; valid values: {valid}", code="invalid_priority") from None
 
 
+def validate_retain_days(value: str | None, retention_days: float | None) -> float | None:
+    """Days to keep the job once finished: at least one hour's worth, at most TINGXIE_RETENTION_DAYS."""
+    if value is None or not value.strip():
+        return None
+    try:
+        days = float(value)
+    except ValueError:
+        days = math.nan
+    if not MIN_RETAIN_DAYS <= days <= (retention_days or math.inf):
+        longest = f"{retention_days:g}, this server's retention" if retention_days else "any number"
+        raise InvalidRequest(
+            f"retain_days must be between {MIN_RETAIN_DAYS:.3g} (an hour) and {longest}", code="invalid_retain_days"
+        )
+    return days
+
+
 def _unfinished_jobs(session: Session, key_id: uuid.UUID | None) -> int:
     owner = Job.api_key_id.is_(None) if key_id is None else Job.api_key_id == key_id
     unfinished = Job.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING])
@@ -111,6 +131,7 @@ def create_job(
         source_filename=filename,
         source_bytes=size,
         priority=request.priority,
+        retain_days=request.retain_days,
         queue_priority=job_priority(request.priority == Priority.INTERACTIVE, _unfinished_jobs(session, key_id)),
     )
     session.add(job)
@@ -162,8 +183,7 @@ def cancel_job(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) ->
     job = get_job(session, key_id, job_id, lock=True)
     if JobStatus(job.status).is_final:
         raise Conflict(f"job {job_id} is already {job.status}", code="job_finished")
-    job.status = JobStatus.CANCELED
-    job.finished_at = utcnow()
+    finish(job, JobStatus.CANCELED)
     return job
 
 

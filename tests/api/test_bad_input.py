@@ -6,7 +6,7 @@ import httpx
 
 from tests.conftest import MAX_UPLOAD_BYTES
 from tests.corpus import OSR
-from tests.helpers import submit, wait_for
+from tests.helpers import stored_sources, submit, wait_for
 
 
 def _error(response: httpx.Response, status: int, code: str) -> None:
@@ -104,3 +104,30 @@ def test_a_path_like_file_name_with_a_nul_is_kept_as_its_last_part(client: httpx
     assert response.status_code == 202, response.text
     assert response.json()["filename"] == "osr.wav"
     assert wait_for(client, response.json()["id"])["status"] == "completed"
+
+
+def _job_count(client: httpx.Client) -> int:
+    return len(client.get("/v1/jobs", params={"limit": 200}).json()["jobs"])
+
+
+def test_a_bad_openai_response_format_is_refused_before_any_job_exists(client: httpx.Client) -> None:
+    jobs, sources = _job_count(client), stored_sources()
+    with OSR.open("rb") as audio:
+        form = {"model": "whisper-1", "response_format": "docx"}
+        response = client.post("/v1/audio/transcriptions", files={"file": (OSR.name, audio)}, data=form)
+    _error(response, 422, "invalid_format")
+    assert _job_count(client) == jobs and stored_sources() == sources
+
+
+def test_a_refused_upload_leaves_nothing_stored(client: httpx.Client) -> None:
+    sources = stored_sources()
+    _error(submit(client, OSR, language="xx-nonsense"), 422, "invalid_language")
+    _error(submit(client, OSR, retain_days="-3"), 422, "invalid_retain_days")
+    assert stored_sources() == sources
+
+
+def test_the_openapi_document_describes_the_upload_forms(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/jobs", "/v1/audio/transcriptions"):
+        form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
