@@ -4,7 +4,7 @@ Redis (without persistence: every message is lost) and one of its Postgres. The 
 faults, in the same run, is the baseline: it gives each recording's reference transcript and the wall
 time the faults are compared with.
 
-    .venv/bin/python -m bench.fault_soak              # 6 x 2 min, 90 s of faults, the shipped lease settings
+    .venv/bin/python -m bench.fault_soak              # 12 x 3 min, 120 s of faults, the shipped leases
     .venv/bin/python -m bench.fault_soak --jobs 12 --minutes 5 --faults-for 300
     .venv/bin/python -m bench.fault_soak --smoke      # 2 x 1 min, 20 s of faults, leases scaled down
 
@@ -52,7 +52,8 @@ class Outcome:
     lost: int  # failed, or not completed when the bench gave up waiting
     duplicated: int  # completed with some segment more often than the reference has it
     differing: int  # completed with a transcript other than the reference
-    last_done_after_fault_s: float | None = None  # the last completion, counted from the last fault
+    # The last completion, counted from the last fault; 0 when every job finished while faults still came.
+    last_done_after_fault_s: float | None = None
 
 
 @dataclass
@@ -149,7 +150,7 @@ def judge(jobs: list[dict], references: list[dict], wall_s: float, last_fault: f
     )
     differing = sum(_segments(job) != _segments(ref) for job, ref in completed)
     finished = [datetime.fromisoformat(job["finished_at"]).timestamp() for job, _ in completed]
-    after = max(finished) - last_fault if last_fault is not None and finished else None
+    after = max(0.0, max(finished) - last_fault) if last_fault is not None and finished else None
     return Outcome(wall_s, len(completed), len(jobs) - len(completed), duplicated, differing, after)
 
 
@@ -215,9 +216,9 @@ def _row(name: str, outcome: Outcome) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=6)
-    parser.add_argument("--minutes", type=float, default=2.0, help="length of each recording")
-    parser.add_argument("--faults-for", type=float, default=90.0, help="seconds of kills and restarts")
+    parser.add_argument("--jobs", type=int, default=12)
+    parser.add_argument("--minutes", type=float, default=3.0, help="length of each recording")
+    parser.add_argument("--faults-for", type=float, default=120.0, help="seconds of kills and restarts")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(3.0, 8.0), metavar=("MIN", "MAX"))
     parser.add_argument("--scaled-leases", action="store_true", help="leases of 5 s instead of the shipped 120 s")
     parser.add_argument("--seed", type=int, default=7)

@@ -44,10 +44,10 @@ async def accept_multipart(
     await run_in_threadpool(_check_limits, key, settings)
     job_id = uuid.uuid4()
     source = service.source_key(job_id)
-    upload = await receive_upload(request, lambda: storage.writer(source), settings.max_upload_bytes)
-    given = {(field_aliases or {}).get(name, name): value for name, value in upload.fields.items()}
-    fields = (defaults or {}) | given
-    async with _discard_on_error(storage, source):
+    async with _discard_on_error(storage, source):  # whatever fails after the file part was stored
+        upload = await receive_upload(request, lambda: storage.writer(source), settings.max_upload_bytes)
+        given = {(field_aliases or {}).get(name, name): value for name, value in upload.fields.items()}
+        fields = (defaults or {}) | given
         if not upload.stored:
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
         job_request = _job_request(fields, idempotency_key, settings)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # defined for type checkers only
     from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 64 * 1024  # language, webhook_url, context: text fields, never audio
+MAX_FIELDS = 32  # a form has a handful; thousands would only hold memory
 FILE_FIELD = "file"
 
 
@@ -140,6 +141,8 @@ class _Intake:
                 raise InvalidRequest("send exactly one 'file' part", code="invalid_body")
             self.result.filename = part.filename
             self._writer = await run_in_threadpool(self._open_writer)
+        elif len(self.result.fields) >= MAX_FIELDS:
+            raise InvalidRequest(f"the form has more than {MAX_FIELDS} fields", code="invalid_body")
 
     async def _data(self, data: bytes) -> None:
         assert self._part is not None

@@ -131,3 +131,33 @@ def test_the_openapi_document_describes_the_upload_forms(client: httpx.Client) -
     for path in ("/v1/jobs", "/v1/audio/transcriptions"):
         form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
         assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
+
+
+def test_thousands_of_form_fields_or_one_huge_field_are_refused(client: httpx.Client) -> None:
+    sources = stored_sources()
+    many = {f"field{number}": "x" for number in range(5000)}
+    with OSR.open("rb") as audio:
+        _error(client.post("/v1/jobs", files={"file": (OSR.name, audio)}, data=many), 422, "invalid_body")
+    with OSR.open("rb") as audio:
+        huge = {"context": "y" * (1024 * 1024)}
+        _error(client.post("/v1/jobs", files={"file": (OSR.name, audio)}, data=huge), 422, "invalid_body")
+    # The file part first, stored whole, and only then the fields that get the request refused.
+    boundary = b"tingxie-boundary"
+    file_part = b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + OSR.read_bytes()
+    fields = [b'Content-Disposition: form-data; name="f%d"\r\n\r\nx' % number for number in range(100)]
+    body = (
+        b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in [file_part, *fields])
+        + b"--"
+        + boundary
+        + b"--\r\n"
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
+    _error(client.post("/v1/jobs", content=body, headers=headers), 422, "invalid_body")
+    assert stored_sources() == sources
+
+
+def test_malformed_json_and_bad_base64_on_the_seed_route(client: httpx.Client) -> None:
+    broken = client.post("/api/transcribe", content=b'{"file": "abc', headers={"Content-Type": "application/json"})
+    _error(broken, 422, "invalid_request")
+    _error(client.post("/api/transcribe", json={"file": "not base64 at all!"}), 422, "invalid_base64")
+    _error(client.post("/api/transcribe", json={"file": 12}), 422, "invalid_request")
