@@ -190,21 +190,24 @@ def _wait_until(ready: object, what: str, timeout: float = 60) -> None:
 
 
 class Platform:
-    """The API, a cpu-queue and a gpu-queue Celery worker as real processes with the given settings."""
+    """The API, a cpu-queue worker and `gpu_workers` gpu-queue workers as real processes with the given settings."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, *, reconciler: bool = False) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, *, reconciler: bool = False, gpu_workers: int = 1) -> None:
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | env
         self.log_dir = log_dir
         self.children: list[subprocess.Popen[bytes]] = []
         # The reconciler runs on a schedule embedded in the cpu worker, as `make serve` runs it.
         self.beat_schedule = log_dir / "beat-schedule" if reconciler else None
+        self.gpu_workers = gpu_workers
 
     def start(self) -> "Platform":
         subprocess.run([sys.executable, "-m", "tingxie.cli", "migrate"], env=self.env, check=True)
         self.launch("api", api_command("127.0.0.1", self.port, log_level="info"))
         self.launch("worker-cpu", worker_command(beat_schedule=self.beat_schedule, log_level="INFO"))
-        self.launch("worker-gpu", gpu_worker_command(concurrency=4, log_level="INFO"))
+        for number in range(self.gpu_workers):
+            name = "worker-gpu" if number == 0 else f"worker-gpu-{number + 1}"
+            self.launch(name, gpu_worker_command(concurrency=4, log_level="INFO"))
         _wait_until(self._healthy, what="the API")
         return self
 
@@ -241,7 +244,8 @@ class Platform:
 
 @pytest.fixture(scope="session")
 def platform(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    running = Platform(service_env, tmp_path_factory.mktemp("logs")).start()
+    # Two GPU workers: pocketsphinx holds the GIL, so one process decodes on one core at a time.
+    running = Platform(service_env, tmp_path_factory.mktemp("logs"), gpu_workers=2).start()
     yield running
     running.stop()
 
