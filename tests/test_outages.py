@@ -7,6 +7,7 @@ every job accepted before completes with the transcript a run without faults giv
 Lease settings are scaled down (lease 3 s, renewed every second, the reconciler every second) so that
 recovery fits a test; the shipped defaults are 120 s, 30 s and 30 s."""
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.conftest import Platform
 from tests.corpus import OSR
 from tests.helpers import stored_sources, submit, wait_for
 from tests.services import OwnPostgres, OwnRedis
+from tingxie.runner import gpu_worker_command, worker_command
 
 LEASES = {"TINGXIE_LEASE_SECONDS": "3", "TINGXIE_LEASE_RENEW_SECONDS": "1", "TINGXIE_RECONCILE_EVERY_SECONDS": "1"}
 BACKLOG = 3
@@ -121,7 +123,21 @@ def test_while_the_broker_is_down_submits_get_503_and_accepted_jobs_survive_its_
             _refused(client.get("/readyz"), "broker_unavailable", time.monotonic())
         finally:
             broker.start()
+        _restart_workers(outage_platform)
         _all_complete(client, ids, reference)
+
+
+def _restart_workers(platform: Platform) -> None:
+    """Kill and start again both workers, as compose's `restart: unless-stopped` does with a worker that
+    died. A Celery worker whose Redis went away can die reconnecting: kombu raises AttributeError
+    ('NoneType' object has no attribute 'hostname') acknowledging a message while it closes its event
+    loop. What this test checks is that the jobs survive the restart, with the messages Redis lost."""
+    for number, child in list(enumerate(platform.children))[1:3]:  # the cpu and gpu workers
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        name = "worker-cpu" if number == 1 else "worker-gpu"
+        command = worker_command(platform.beat_schedule, log_level="INFO") if number == 1 else None
+        platform.launch(f"{name}-again", command or gpu_worker_command(concurrency=4, log_level="INFO"))
 
 
 def test_while_the_database_is_down_the_api_answers_503_and_jobs_complete_after(
