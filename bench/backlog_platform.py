@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import torch
 from tests.audio_fixtures import concatenate_with_pauses, write_wav
 from tests.corpus import manifest
 from tests.engines.tiny_models import build_qwen3_asr_processor, build_tiny_qwen3_asr
+from tests.services import free_port
 from tingxie import migrate
 from tingxie.runner import api_command, gpu_worker_command, spawn, worker_command
 from tingxie.settings import Settings
@@ -41,12 +41,6 @@ WINDOWS_PER_CHUNK = 10  # about, for 300 s chunks of speech in windows of up to 
 ON_CUDA = torch.cuda.is_available()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Services:
     """A Redis server, a Postgres database and an S3 server of the bench's own, and a scratch directory."""
 
@@ -57,7 +51,7 @@ class Services:
             admin.execute(f'CREATE DATABASE "{self.database}"')
         self.database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.database}"
         migrate.upgrade(self.database_url)
-        redis_port, s3_port = _free_port(), _free_port()
+        redis_port, s3_port = free_port(), free_port()
         redis_command = ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
         self._children = [spawn(redis_command, dict(os.environ), stdout=subprocess.DEVNULL)]
         moto = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)]
@@ -186,7 +180,7 @@ class BenchPlatform:
         # Chunks held per GPU worker: two calls' worth of windows and two to spare, as the README advises;
         # more would only take chunks that another worker could be transcribing.
         self.concurrency = 2 * batch_size // WINDOWS_PER_CHUNK + 2
-        self.port = _free_port()
+        self.port = free_port()
         self._children: list[subprocess.Popen[bytes]] = []
         self._run = 0
 

@@ -4,7 +4,6 @@ processes. The test process itself is configured like one more worker of the sam
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import redis
 
 from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
+from tests.services import free_port
 from tingxie import migrate
 from tingxie.db import dispose_engines
 from tingxie.queue import BROKER_MARK, get_celery
@@ -92,12 +92,6 @@ class RedisDatabases:
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clear_caches() -> None:
