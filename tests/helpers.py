@@ -56,7 +56,10 @@ def stored_sources() -> int:
         region_name=settings.s3_region,
     )
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix="jobs/")
-    return sum(item["Key"].endswith("/source") for page in pages for item in page.get("Contents", []))
+    try:
+        return sum(item["Key"].endswith("/source") for page in pages for item in page.get("Contents", []))
+    except s3.exceptions.NoSuchBucket:  # made on the first upload
+        return 0
 
 
 def normalize(text: str) -> str:

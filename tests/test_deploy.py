@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from api import wire
 from tingxie.queue import CPU_QUEUE, GPU_QUEUE
 from tingxie.settings import Settings
 
@@ -46,3 +47,9 @@ def test_images_and_compose_require_api_keys() -> None:
     assert "ENV TINGXIE_AUTH_REQUIRED=true" in (ROOT / "deploy" / "Dockerfile").read_text()
     api_env = _compose()["services"]["api"]["environment"]
     assert api_env["TINGXIE_AUTH_REQUIRED"] == "true"
+
+
+def test_the_image_serves_with_json_protocol_errors() -> None:
+    """uvicorn's own answer to bytes that are not HTTP is plain text unless it runs tingxie's protocol."""
+    cmd = next(line for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    assert f'"--http", "{wire.PROTOCOL}"' in cmd

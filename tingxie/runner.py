@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from api import wire
 from tingxie import migrate
 from tingxie.queue import CPU_QUEUE, GPU_QUEUE
 from tingxie.settings import get_settings
@@ -28,7 +29,7 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 def api_command(host: str, port: int, log_level: str = "warning") -> list[str]:
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", host, "--port", str(port)]
-    return [*command, "--log-level", log_level]
+    return [*command, "--http", wire.PROTOCOL, "--log-level", log_level]
 
 
 CPU_WORKER_CONCURRENCY = 2  # two prepares at once: a short job's never waits for a whole long one

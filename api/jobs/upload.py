@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -106,6 +106,7 @@ async def receive_upload(request: Request, open_writer: Callable[[], ObjectWrite
             await intake.handle(events.drain())
         parser.finalize()
         await intake.handle(events.drain())
+        _check_complete(parser)
     except FormParserError as exc:
         await intake.abort()
         raise InvalidRequest(f"malformed multipart body: {exc}", code="invalid_body") from exc
@@ -113,6 +114,16 @@ async def receive_upload(request: Request, open_writer: Callable[[], ObjectWrite
         await intake.abort()
         raise
     return intake.result
+
+
+def _check_complete(parser: MultipartParser) -> None:
+    # A body cut short (a Content-Length smaller than what was sent, a proxy that gave up) parses without
+    # error up to where it stops: only the missing closing boundary tells it apart from a whole form.
+    if parser.state != MultipartState.END:
+        raise InvalidRequest(
+            "the body ended before the form's closing boundary (a Content-Length shorter than the body?)",
+            code="invalid_body",
+        )
 
 
 class _Intake:

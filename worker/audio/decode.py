@@ -163,6 +163,7 @@ def _frames(
             exc,
         )
     _check_damage(container, report, frames)
+    _check_anything_decoded(report, frames)
     yield None  # flushes the resampler
 
 
@@ -175,6 +176,17 @@ def _check_damage(container: av.container.InputContainer, report: DecodeReport, 
             code="invalid_audio",
         )
     log.warning("%s: skipped %d damaged packets of %d", _name(container), report.damaged, report.packets)
+
+
+def _check_anything_decoded(report: DecodeReport, frames: int) -> None:
+    # A header followed by noise: the demuxer finds no packet at all, so nothing counts as damaged. An
+    # empty recording (a WAV header alone) declares nothing and is fine; one that declares audio is not.
+    declared = report.declared_seconds
+    if not frames and declared is not None and declared > SHORT_BY_SECONDS:
+        raise JobFailure(
+            f"the file says it holds {declared:.1f} s of audio but none of it could be decoded",
+            code="invalid_audio",
+        )
 
 
 def _name(container: av.container.InputContainer) -> str:
