@@ -11,6 +11,7 @@ TingxieError                 code + message, rendered as {"error": {"code", "mes
 ├── BrokerUnavailable        503: the message broker (Redis) unreachable
 ├── DatabaseUnavailable      503: the database unreachable
 └── JobFailure               a job ends `failed` with this code (invalid_audio, no_audio_stream, ...)
+    └── ObjectMissing        an object the job needs is gone from storage: retrying cannot bring it back
 
 JobWarning is not an exception: a job that completes despite it (damaged packets skipped, say) carries it.
 """
@@ -92,6 +93,10 @@ class JobFailure(TingxieError):
 
     status_code = 422
     code = "processing_failed"
+
+
+class ObjectMissing(JobFailure):
+    code = "audio_missing"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tingxie.errors import StorageError
+from tingxie.errors import ObjectMissing, StorageError
 from tingxie.settings import Settings, get_settings
 
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB, all but the last
@@ -39,12 +39,35 @@ class Storage(Protocol):
     def check(self) -> None: ...
 
 
+MISSING_CODES = ("NoSuchKey", "404")  # what S3 answers for an object that is not there
+
+
 @contextmanager
 def storage_errors(action: str) -> Iterator[None]:
     try:
         yield
     except (BotoCoreError, ClientError, OSError) as exc:
         raise StorageError(f"object storage failed to {action}: {exc}") from exc
+
+
+@contextmanager
+def reading(key: str) -> Iterator[None]:
+    """As `storage_errors`, except that an object that is not there is `ObjectMissing`: the storage
+    answered, and no retry will bring the object back (deleted outside tingxie, or a lifecycle rule)."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise _missing(key) from exc
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
+            raise _missing(key) from exc
+        raise StorageError(f"object storage failed to read {key}: {exc}") from exc
+    except (BotoCoreError, OSError) as exc:
+        raise StorageError(f"object storage failed to read {key}: {exc}") from exc
+
+
+def _missing(key: str) -> ObjectMissing:
+    return ObjectMissing(f"the stored object {key} is gone: it was deleted from storage while the job was open")
 
 
 class LocalStorage:
@@ -67,11 +90,11 @@ class LocalStorage:
         writer.close()
 
     def get_bytes(self, key: str) -> bytes:
-        with storage_errors("read"):
+        with reading(key):
             return self._path(key).read_bytes()
 
     def download(self, key: str, path: Path) -> None:
-        with storage_errors("read"):
+        with reading(key):
             shutil.copyfile(self._path(key), path)
 
     def delete_prefix(self, prefix: str) -> None:
@@ -149,14 +172,14 @@ class S3Storage:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def get_bytes(self, key: str) -> bytes:
-        with storage_errors("read"):
+        with reading(key):
             body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             return body
 
     def download(self, key: str, path: Path) -> None:
         """Streamed in this thread, DOWNLOAD_BLOCK_BYTES at a time. boto3's download_file runs a pool of
         threads with queued buffers, and the memory they take stays with the worker after the job ends."""
-        with storage_errors("read"):
+        with reading(key):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             with path.open("wb") as out:
                 for block in body.iter_chunks(DOWNLOAD_BLOCK_BYTES):
