@@ -1,18 +1,25 @@
-"""The processes `make serve` and `make demo` start: the worker runs the reconciler's schedule, and no
-child outlives the process that started it, however that process ends."""
+"""The processes `make serve` and `make demo` start: the worker runs the reconciler's schedule, no
+child outlives the process that started it, however that process ends, and Ctrl-C on `make serve` in
+the middle of a job hands its work back to the next start."""
 
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import RedisDatabases
+from tests.corpus import OSR
+from tests.helpers import submit, wait_for
+from tests.services import free_port
 from tingxie.runner import spawn, worker_command
 
 RECONCILED = re.compile(r"Task tingxie\.reconcile\[[^\]]+\] succeeded")
@@ -72,3 +79,77 @@ def test_the_served_worker_runs_the_reconciler_on_its_schedule(
         worker.wait(timeout=30)
     if not ran:
         pytest.fail(f"the worker never ran the reconcile task; its log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+class Served:
+    """`tingxie serve` (what `make serve` runs) in a process group of its own, as a terminal runs it, so
+    that Ctrl-C can be sent to the whole group the way a terminal sends it."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.url = f"http://127.0.0.1:{env['TINGXIE_PORT']}"
+        with log.open("ab") as out:
+            command = [sys.executable, "-m", "tingxie.cli", "serve"]
+            self.process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if not _wait_for(self._healthy, timeout=120):
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise AssertionError(f"tingxie serve did not start; its log:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def __enter__(self) -> "Served":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process.poll() is None:  # a failed test: nothing of it may take the next test's work
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+
+def _in_flight(client: httpx.Client, job_id: str) -> bool:
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    return job["status"] == "processing" and (job["progress"]["chunks_total"] or 0) > job["progress"]["chunks_done"]
+
+
+def _status(data_dir: Path, job_id: str) -> str:
+    """Read from the embedded database itself while nothing serves it."""
+    with closing(sqlite3.connect(data_dir / "tingxie.sqlite")) as database:
+        (status,) = database.execute("SELECT status FROM jobs WHERE id = ?", (job_id.replace("-", ""),)).fetchone()
+    return str(status)
+
+
+def test_ctrl_c_on_serve_mid_job_hands_the_work_back(tmp_path: Path) -> None:
+    """The embedded defaults (SQLite, local storage, the SQLite broker), with the lease settings scaled
+    down as in tests/worker/test_worker_crash.py."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | {
+        "TINGXIE_DATA_DIR": str(tmp_path / "data"),
+        "TINGXIE_PORT": str(free_port()),
+        "TINGXIE_CHUNK_SECONDS": "6",
+        "TINGXIE_WINDOW_SECONDS": "6",
+        "TINGXIE_LEASE_SECONDS": "5",
+        "TINGXIE_LEASE_RENEW_SECONDS": "1",
+        "TINGXIE_RECONCILE_EVERY_SECONDS": "1",
+    }
+    log = tmp_path / "serve.log"
+    with Served(env, log) as served, httpx.Client(base_url=served.url, timeout=60) as client:
+        reference = wait_for(client, submit(client, OSR).json()["id"])
+        job_id = submit(client, OSR).json()["id"]
+        assert _wait_for(lambda: _in_flight(client, job_id), timeout=60), "the job never had a chunk in flight"
+        assert served.ctrl_c() == 0
+    assert _status(tmp_path / "data", job_id) == "processing"  # stopped with work left: handed back, not failed
+
+    with Served(env, log) as served, httpx.Client(base_url=served.url, timeout=60) as client:
+        job = wait_for(client, job_id, timeout=180)
+        served.ctrl_c()
+    assert job["status"] == "completed", job["error"]
+    assert job["progress"]["chunks_done"] == job["progress"]["chunks_total"]
+    assert job["segments"] == reference["segments"]  # each chunk's segments exactly once

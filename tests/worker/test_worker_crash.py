@@ -1,7 +1,8 @@
 """GPU workers (the tiny random-weight Qwen3-ASR) killed (SIGKILL) again and again while their thread
 pools hold several chunks, whose windows share engine calls: the leases of every chunk a killed worker
 held run out, the reconciler queues those chunks again, and every job completes once, with the
-transcript a run without faults gives.
+transcript a run without faults gives. A worker shut down in the other ways an operator or a container
+runtime shuts it down hands its chunks back the same way and never fails a job.
 
 A platform of its own on a broker no other worker consumes, with the broker's redelivery timeout left at
 its default of 6 hours, so recovery can only come from the leases. The lease settings are scaled down
@@ -9,8 +10,10 @@ its default of 6 hours, so recovery can only come from the leases. The lease set
 shipped defaults (120 s, 30 s, 30 s) the same path takes about two and a half minutes."""
 
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,6 +25,7 @@ from tests.helpers import submit, wait_for
 from tingxie.runner import gpu_worker_command
 
 KILLS = 5
+SHUTDOWN_JOBS = 3
 JOBS = 8
 LEASES = {"TINGXIE_LEASE_SECONDS": "5", "TINGXIE_LEASE_RENEW_SECONDS": "1", "TINGXIE_RECONCILE_EVERY_SECONDS": "1"}
 IN_FLIGHT_S = 0.5  # after its engine is loaded, how long a worker runs before it is killed
@@ -51,6 +55,11 @@ def _unfinished(client: httpx.Client, ids: list[str]) -> list[str]:
     return [job_id for job_id in ids if client.get(f"/v1/jobs/{job_id}").json()["status"] != "completed"]
 
 
+def _launch_gpu_worker(platform: Platform, name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    platform.launch(name, gpu_worker_command(concurrency=4, log_level="INFO"))
+    return platform.children[-1], platform.log_dir / f"{name}.log"
+
+
 def test_gpu_workers_killed_mid_batch_have_their_chunks_redone(crash_platform: Platform) -> None:
     with crash_platform.client() as crashing:
         reference = wait_for(crashing, submit(crashing, OSR).json()["id"])  # before any fault
@@ -62,9 +71,7 @@ def test_gpu_workers_killed_mid_batch_have_their_chunks_redone(crash_platform: P
             gpu.send_signal(signal.SIGKILL)
             gpu.wait(timeout=10)
             assert _unfinished(crashing, ids), f"every job finished before kill {kill + 1}; nothing was in flight"
-            name = f"worker-gpu-{kill + 2}"
-            crash_platform.launch(name, gpu_worker_command(concurrency=4, log_level="INFO"))
-            gpu, log = crash_platform.children[-1], crash_platform.log_dir / f"{name}.log"
+            gpu, log = _launch_gpu_worker(crash_platform, f"worker-gpu-{kill + 2}")
         jobs = [wait_for(crashing, job_id, timeout=300) for job_id in ids]
     for job in jobs:
         assert job["status"] == "completed", job["error"]
@@ -72,3 +79,40 @@ def test_gpu_workers_killed_mid_batch_have_their_chunks_redone(crash_platform: P
         assert job["segments"] == reference["segments"]  # every segment exactly once, as without the fault
     reconciler_log = (crash_platform.log_dir / "worker-cpu.log").read_text(errors="replace")
     assert "reconciler queued work again" in reconciler_log  # the leases, not the broker, brought them back
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Signals sent to a worker in the middle of a batch, each followed by a pause."""
+
+    signals: tuple[tuple[signal.Signals, float], ...]
+
+
+SHUTDOWNS = {
+    "cold shutdown (SIGQUIT)": Shutdown(((signal.SIGQUIT, 0),)),
+    # docker stop with a grace period shorter than the chunks in flight
+    "warm shutdown cut short (SIGTERM, SIGKILL 1 s later)": Shutdown(((signal.SIGTERM, 1.0), (signal.SIGKILL, 0))),
+    "Ctrl-C twice (SIGINT, SIGINT)": Shutdown(((signal.SIGINT, 0.2), (signal.SIGINT, 0))),
+}
+
+
+@pytest.mark.parametrize("shutdown", SHUTDOWNS.values(), ids=SHUTDOWNS.keys())
+def test_a_gpu_worker_shut_down_mid_batch_hands_its_chunks_back(crash_platform: Platform, shutdown: Shutdown) -> None:
+    with crash_platform.client() as client:
+        reference = wait_for(client, submit(client, OSR).json()["id"])
+        ids = [submit(client, OSR).json()["id"] for _ in range(SHUTDOWN_JOBS)]
+        gpu = crash_platform.children[2]
+        _wait_for_log(crash_platform.log_dir / "worker-gpu.log", "loaded engine")
+        time.sleep(IN_FLIGHT_S)
+        for signum, pause in shutdown.signals:
+            gpu.send_signal(signum)
+            time.sleep(pause)
+        gpu.wait(timeout=60)
+        statuses = {client.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in ids}
+        assert "failed" not in statuses, "a shutdown failed a job instead of handing its work back"
+        assert statuses != {"completed"}, "every job finished before the shutdown; nothing was in flight"
+        _launch_gpu_worker(crash_platform, "worker-gpu-restarted")
+        jobs = [wait_for(client, job_id, timeout=300) for job_id in ids]
+    for job in jobs:
+        assert job["status"] == "completed", job["error"]
+        assert job["segments"] == reference["segments"]
