@@ -16,6 +16,7 @@ from api.errors import install_error_handlers
 from api.exposure import watch_startup
 from api.jobs.endpoints import router as jobs_router
 from api.metrics import metrics
+from api.webhook_secret import router as webhook_secret_router
 from tingxie.languages import SUPPORTED_CODES
 from tingxie.queue import get_celery
 from tingxie.settings import get_settings
@@ -33,6 +34,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(jobs_router)
     app.include_router(compat_router)
+    app.include_router(webhook_secret_router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"])
     app.add_api_route("/v1/engines", engines, methods=["GET"], tags=["engines"])

@@ -1,4 +1,5 @@
-"""`tingxie` command line: migrate, serve, demo, keys (create, list, revoke) and create-key."""
+"""`tingxie` command line: migrate, serve, demo, keys (create, list, revoke, rotate-webhook-secret) and
+create-key."""
 
 import argparse
 import sys
@@ -23,9 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.audio)
     if args.command == "create-key":  # the first spelling of `keys create`, kept working
         return _keys_create(args.name)
-    return {"create": lambda: _keys_create(args.name), "list": _keys_list, "revoke": lambda: _keys_revoke(args.id)}[
-        args.keys_command
-    ]()
+    commands = {
+        "create": lambda: _keys_create(args.name),
+        "list": _keys_list,
+        "revoke": lambda: _keys_revoke(args.id),
+        "rotate-webhook-secret": lambda: _keys_rotate(args.id, args.overlap_hours),
+    }
+    return commands[args.keys_command]()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("create", help="create a key and print it once, as the last line").add_argument("name")
     keys.add_parser("list", help="id, name, created, last used, revoked")
     keys.add_parser("revoke", help="refuse a key from now on").add_argument("id", type=uuid.UUID)
+    rotate = keys.add_parser("rotate-webhook-secret", help="a new webhook signing secret, printed as the last line")
+    rotate.add_argument("id", type=uuid.UUID)
+    rotate.add_argument("--overlap-hours", type=float, default=24.0, help="how long the old one still signs")
     return parser
 
 
@@ -51,7 +59,9 @@ def _keys_create(name: str) -> int:
     migrate.upgrade()
     with session_scope() as session:
         key, secret = create_key(session, name)
-        print(f"created key {key.id} ({name}); the secret is shown only now:")
+        print(f"created key {key.id} ({name}); its secrets are shown only now.")
+        print(f"webhook signing secret: {key.webhook_secret}")
+        print("API key:")
     print(secret)
     return 0
 
@@ -72,6 +82,25 @@ def _keys_list() -> int:
 
 def _when(moment: object) -> str:
     return "-" if moment is None else str(moment)[:19]
+
+
+def _keys_rotate(key_id: uuid.UUID, overlap_hours: float) -> int:
+    from datetime import timedelta
+
+    from tingxie.db import session_scope
+    from tingxie.errors import NotFound
+    from tingxie.keys import rotate_webhook_secret
+
+    migrate.upgrade()
+    try:
+        with session_scope() as session:
+            rotated = rotate_webhook_secret(session, key_id, timedelta(hours=max(0.0, overlap_hours)))
+    except NotFound as missing:
+        print(missing.message, file=sys.stderr)
+        return 1
+    print(f"new webhook signing secret of {key_id}; the previous one also signs until {rotated.previous_expires_at}:")
+    print(rotated.secret)
+    return 0
 
 
 def _keys_revoke(key_id: uuid.UUID) -> int:

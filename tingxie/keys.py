@@ -1,4 +1,7 @@
-"""API keys: how a secret is made, how it is stored (only its hash is kept), and their management."""
+"""API keys: how a secret is made, how it is stored (only its hash is kept), and their management.
+
+Each key also has a webhook signing secret (tingxie.webhooks), kept as it is since signing needs it,
+shown when the key is made and whenever it is rotated."""
 
 import hashlib
 import secrets
@@ -10,10 +13,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tingxie.errors import NotFound
-from tingxie.models import ApiKey, utcnow
+from tingxie.models import ApiKey, new_webhook_secret, utcnow
 
 PREFIX = "tx_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # `last_used_at` is written at most this often per key
+ROTATION_OVERLAP = timedelta(hours=24)  # how long deliveries carry the old secret's signature too
 
 
 def new_secret() -> str:
@@ -34,9 +38,10 @@ class KeyInfo:
 
 
 def create_key(session: Session, name: str) -> tuple[ApiKey, str]:
-    """A new key and its secret, which is shown once and never stored."""
+    """A new key and its secret, which is shown once and never stored; `key.webhook_secret` signs its
+    jobs' webhooks."""
     secret = new_secret()
-    key = ApiKey(name=name, key_hash=hash_key(secret))
+    key = ApiKey(name=name, key_hash=hash_key(secret), webhook_secret=new_webhook_secret())
     session.add(key)
     session.flush()
     return key, secret
@@ -53,6 +58,23 @@ def revoke_key(session: Session, key_id: uuid.UUID) -> None:
     if key is None:
         raise NotFound(f"no API key {key_id}")
     key.revoked_at = key.revoked_at or utcnow()
+
+
+@dataclass(frozen=True)
+class RotatedSecret:
+    secret: str
+    previous_expires_at: datetime  # until then deliveries are signed with the previous secret too
+
+
+def rotate_webhook_secret(session: Session, key_id: uuid.UUID, overlap: timedelta = ROTATION_OVERLAP) -> RotatedSecret:
+    """A new webhook secret for the key; the one it replaces stays valid for `overlap` (0 ends it now)."""
+    key = session.get(ApiKey, key_id, with_for_update=True)
+    if key is None:
+        raise NotFound(f"no API key {key_id}")
+    expires = utcnow() + overlap
+    key.previous_webhook_secret, key.previous_secret_expires_at = key.webhook_secret, expires
+    key.webhook_secret = new_webhook_secret()
+    return RotatedSecret(key.webhook_secret, expires)
 
 
 def find_active(session: Session, secret: str) -> ApiKey | None:

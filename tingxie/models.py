@@ -1,5 +1,7 @@
 """ORM models, all in one place. Tables are created by Alembic migrations, never by `create_all`."""
 
+import base64
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -29,6 +31,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: whsec_ and 32 random bytes in base64."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {datetime: DateTime(timezone=True)}
 
@@ -43,6 +53,11 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.current_timestamp())
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # The key's webhook signing secret (whsec_…). Kept as it is, not hashed: signing needs it. While a
+    # rotation overlaps, deliveries carry a signature with the previous secret too.
+    webhook_secret: Mapped[str] = mapped_column(Text, default=new_webhook_secret)
+    previous_webhook_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
 
 
 class Job(Base):
@@ -88,6 +103,13 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
     # A message for this job could not be sent (the broker was unreachable): the reconciler sends it.
     resend_needed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Webhook delivery (tingxie.webhooks): the attempts made so far, the last one's HTTP status, and when
+    # the next is due (None once delivered, stopped or given up). `webhook_retry_from` is the attempt count
+    # at the last redelivery, from which the backoff starts again.
+    webhook_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    webhook_retry_from: Mapped[int] = mapped_column(default=0, server_default="0")
+    webhook_last_status: Mapped[int | None]
+    webhook_next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Chunk(Base):
@@ -110,14 +132,18 @@ class Chunk(Base):
 
 
 class WebhookDelivery(Base):
+    """One attempt to deliver a job's webhook: the log behind GET /v1/jobs/{id}/webhook/deliveries."""
+
     __tablename__ = "webhook_deliveries"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    webhook_id: Mapped[str] = mapped_column(String(64))  # the `webhook-id` header: the same on every attempt
     event_type: Mapped[str] = mapped_column(String(32))
-    attempts: Mapped[int] = mapped_column(default=0)
-    last_status: Mapped[int | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    delivered_at: Mapped[datetime | None]
+    attempt: Mapped[int]
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[float]
+    status_code: Mapped[int | None]  # None when no response came (timeout, refused connection)
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))  # tingxie.webhooks.Outcome
     next_attempt_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,8 +1,8 @@
 """The Celery application and the one way to enqueue work: after the current transaction commits.
 
 Task names are constants so the API can enqueue without importing the worker (and its engines). Queues:
-`cpu` (prepare, finalize) and `gpu` (transcribe). Postgres stays the source of truth: a lost message is
-re-enqueued by the reconciler (worker/reconcile.py), and every task is idempotent.
+`cpu` (prepare, finalize, webhook deliveries) and `gpu` (transcribe). Postgres stays the source of truth:
+a lost message is re-enqueued by the reconciler (worker/reconcile.py), and every task is idempotent.
 
 Order is the Redis transport's priority steps, not a scheduler of our own: each queue is ten Redis lists,
 one per step, and a worker always takes from the lowest non-empty step (FIFO within a step). A job's step
@@ -33,10 +33,17 @@ PREPARE = "tingxie.prepare"
 TRANSCRIBE = "tingxie.transcribe"
 FINALIZE = "tingxie.finalize"
 RECONCILE = "tingxie.reconcile"
+DELIVER_WEBHOOK = "tingxie.deliver_webhook"
 
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
-QUEUE_OF = {PREPARE: CPU_QUEUE, TRANSCRIBE: GPU_QUEUE, FINALIZE: CPU_QUEUE, RECONCILE: CPU_QUEUE}
+QUEUE_OF = {
+    PREPARE: CPU_QUEUE,
+    TRANSCRIBE: GPU_QUEUE,
+    FINALIZE: CPU_QUEUE,
+    RECONCILE: CPU_QUEUE,
+    DELIVER_WEBHOOK: CPU_QUEUE,
+}
 
 PRIORITY_STEPS = list(range(10))  # 0 is taken first
 INTERACTIVE_STEPS = (0, 2)  # lowest and highest step of interactive work

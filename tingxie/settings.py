@@ -74,10 +74,13 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(None, gt=0)
     keep_source: bool = True
 
-    # Webhooks.
-    webhook_secret: SecretStr = SecretStr("whsec_dGluZ3hpZS1kZXZlbG9wbWVudC1zZWNyZXQ=")
+    # Webhooks (tingxie/webhooks.py). Deliveries for an API key's jobs are signed with that key's secret;
+    # the keyless local mode signs with webhook_secret, or with one generated into data_dir on first use.
+    webhook_secret: SecretStr | None = None
+    # Let webhook and audio URLs reach loopback, private and link-local addresses (tests, LAN installs).
     webhook_allow_private: bool = False
-    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_base_seconds: float = Field(30.0, gt=0)  # the first retry's delay; doubled for each next
+    webhook_timeout_seconds: float = Field(10.0, gt=0)  # to connect, and for each read of the response
 
     # Recovery. A worker holds a lease on what it works on (prepare: the job; transcribe: the chunk) and
     # renews it every lease_renew_seconds; the reconciler, every reconcile_every_seconds, queues again

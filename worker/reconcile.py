@@ -9,6 +9,8 @@ Run every TINGXIE_RECONCILE_EVERY_SECONDS (30) by Celery beat. Each run queues a
   restarted without persistence: `tingxie.queue.broker_lost_messages`);
 - last, the next step of any job with no progress for TINGXIE_RECONCILE_AFTER_SECONDS.
 
+It sends webhook attempts whose time has come (retries, and attempts whose message or worker was lost).
+
 It also deletes finished jobs past their retention (TINGXIE_RETENTION_DAYS, or the job's own
 `retain_days`): storage first, then the rows, so nothing with the job's prefix outlives its record.
 
@@ -23,6 +25,7 @@ from typing import TypeVarTuple
 from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from tingxie import webhooks
 from tingxie.db import session_scope
 from tingxie.errors import StorageError
 from tingxie.models import Chunk, Job, utcnow
@@ -50,6 +53,7 @@ class Reconciled:
     after_broker_loss: int = 0  # unfinished jobs resumed because the broker lost its messages
     stalled: int = 0  # jobs with no progress for reconcile_after_seconds
     expired: int = 0  # finished jobs deleted: their retention ran out
+    webhooks: int = 0  # webhook attempts sent: retries that came due, attempts lost on the way
 
     @property
     def total(self) -> int:
@@ -63,11 +67,14 @@ def reconcile(now: datetime | None = None) -> Reconciled:
         chunks = _expired_chunks(session, now)
         finalizes = _unfinalized(session, now)
         resends = _resend_requested(session)
-    done = Reconciled(prepares, chunks, finalizes, resends, _after_broker_loss(), _stalled(now), _expire(now))
-    if done.total - done.expired:
+        due_webhooks = _due_webhooks(session, now)
+    done = Reconciled(
+        prepares, chunks, finalizes, resends, _after_broker_loss(), _stalled(now), _expire(now), due_webhooks
+    )
+    if done.total - done.expired - done.webhooks:
         log.warning("reconciler queued work again: %s", done)
-    elif done.expired:
-        log.info("deleted %d jobs whose retention ran out", done.expired)
+    elif done.total:
+        log.info("reconciler: %d webhook attempts sent, %d expired jobs deleted", done.webhooks, done.expired)
     return done
 
 
@@ -119,6 +126,13 @@ def _resend_requested(session: Session) -> int:
     for job in jobs:
         job.resend_needed = False
         enqueue_unfinished(session, job)
+    return len(jobs)
+
+
+def _due_webhooks(session: Session, now: datetime) -> int:
+    jobs = session.scalars(_locked(select(Job).where(Job.webhook_next_attempt_at <= now))).all()
+    for job in jobs:
+        webhooks.send_due(session, job)
     return len(jobs)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+from tingxie import lifecycle
 from tingxie.db import session_scope
-from tingxie.lifecycle import finish
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.queue import FINALIZE, PREPARE, TRANSCRIBE, chunk_priority, enqueue
 from tingxie.settings import get_settings
@@ -73,8 +73,7 @@ def _start_processing(job_id: uuid.UUID) -> PrepareWork | None:
         lease = get_lease_keeper().take(session, job_id)
         if lease is None:
             return None  # another worker is preparing it
-        job.status = JobStatus.PROCESSING
-        job.started_at = job.started_at or utcnow()
+        lifecycle.start(session, job)
         return PrepareWork(job.source_key, lease)
 
 
@@ -285,7 +284,7 @@ def finalize(job_id: uuid.UUID) -> None:
         job.segments = to_rows(segments)
         job.text = join_text(segments)
         job.languages = detected_languages(segments)
-        finish(job, JobStatus.COMPLETED)
+        lifecycle.complete(session, job)
     # The chunks were only for transcribing; the source goes too unless it is to be kept.
     get_storage().delete_prefix(
         job_prefix(job_id) if not get_settings().keep_source else f"{job_prefix(job_id)}chunks/"
@@ -298,8 +297,7 @@ def fail(job_id: uuid.UUID, code: str, message: str) -> None:
         if job is None:
             return
         log.info("job %s failed: %s: %s", job_id, code, message)
-        job.error_code, job.error_message = code, message[:2000]
-        finish(job, JobStatus.FAILED)
+        lifecycle.fail(session, job, code, message)
 
 
 def _lock_active_job(session: Session, job_id: uuid.UUID) -> Job | None:

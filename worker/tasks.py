@@ -4,7 +4,10 @@ A `JobFailure` ends the job with its code. Transient infrastructure errors (stor
 are retried with backoff and then handed back: the step's lease is released (or runs out, with the
 database down) and the reconciler queues the work again once the service is back, so an outage never
 fails a job. An error while the worker is shutting down (a cold shutdown abandons its tasks) hands the
-work back too. Anything else ends the job as `internal_error`, so that no job is left stuck."""
+work back too. Anything else ends the job as `internal_error`, so that no job is left stuck.
+
+A webhook attempt never changes its job: whatever goes wrong there, the reconciler sends the attempt
+again once its lease runs out."""
 
 import logging
 import uuid
@@ -16,8 +19,9 @@ from celery.signals import worker_shutdown
 from celery.worker import state as worker_state
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from tingxie import webhooks
 from tingxie.errors import BrokerUnavailable, JobFailure, StorageError
-from tingxie.queue import FINALIZE, PREPARE, RECONCILE, TRANSCRIBE, get_celery
+from tingxie.queue import DELIVER_WEBHOOK, FINALIZE, PREPARE, RECONCILE, TRANSCRIBE, get_celery
 from worker import reconcile as reconciler
 from worker import service
 from worker.leases import get_lease_keeper
@@ -66,6 +70,14 @@ def transcribe(self: Task, job_id: str, index: str) -> None:
 @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES)
 def finalize(self: Task, job_id: str) -> None:
     _run(self, job_id, service.finalize)
+
+
+@app.task(name=DELIVER_WEBHOOK)
+def deliver_webhook(job_id: str, attempt: str) -> None:
+    try:
+        webhooks.deliver(uuid.UUID(job_id), int(attempt))
+    except Exception:
+        log.exception("webhook attempt %s of job %s did not run; it is sent again later", attempt, job_id)
 
 
 @app.task(name=RECONCILE)

@@ -1,4 +1,4 @@
-"""/v1/jobs: submit, poll, list, cancel, delete, and download transcripts."""
+"""/v1/jobs: submit, poll, list, cancel, delete, download transcripts, and the job's webhook."""
 
 import uuid
 from typing import Annotated
@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from api import formats
 from api.deps import CurrentKey, SessionDep, SettingsDep, StorageDep
 from api.jobs import intake, service
-from api.jobs.schemas import JOB_FORM, JobList, JobOut
+from api.jobs.schemas import JOB_FORM, DeliveryList, DeliveryOut, JobList, JobOut, WebhookOut
 from tingxie.errors import Conflict
 from tingxie.models import Job
 from tingxie.states import JobStatus
@@ -26,8 +26,8 @@ async def submit_job(
     key: CurrentKey,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Multipart `file` (+ `language`, `context`, `priority`, `retain_days`); optional `Idempotency-Key`
-    header."""
+    """Multipart `file` (+ `language`, `context`, `priority`, `retain_days`, `webhook_url`); optional
+    `Idempotency-Key` header."""
     job, _ = await intake.accept_multipart(request, settings, storage, key, idempotency_key)
     return _accepted(job)
 
@@ -86,3 +86,16 @@ def cancel_job(job_id: uuid.UUID, session: SessionDep, key: CurrentKey) -> JobOu
 def delete_job(job_id: uuid.UUID, session: SessionDep, storage: StorageDep, key: CurrentKey) -> Response:
     service.delete_job(session, storage, key, job_id)
     return Response(status_code=204)
+
+
+@router.get("/{job_id}/webhook/deliveries", response_model=DeliveryList)
+def list_webhook_deliveries(job_id: uuid.UUID, session: SessionDep, key: CurrentKey) -> DeliveryList:
+    """Every attempt to deliver the job's webhook, oldest first."""
+    deliveries = service.webhook_deliveries(session, key, job_id)
+    return DeliveryList(deliveries=[DeliveryOut.of(delivery) for delivery in deliveries])
+
+
+@router.post("/{job_id}/webhook/redeliver", status_code=202, response_model=WebhookOut)
+def redeliver_webhook(job_id: uuid.UUID, session: SessionDep, key: CurrentKey) -> WebhookOut | None:
+    """Send the finished job's webhook again, with the same `webhook-id`, retried like the first time."""
+    return WebhookOut.of(service.redeliver_webhook(session, key, job_id))

@@ -22,6 +22,7 @@ from tingxie.queue import PREPARE, send_now
 from tingxie.settings import Settings
 from tingxie.states import Priority
 from tingxie.storage import Storage
+from tingxie.webhooks import check_webhook_url
 
 
 async def accept_multipart(
@@ -50,7 +51,7 @@ async def accept_multipart(
         fields = (defaults or {}) | given
         if not upload.stored:
             raise InvalidRequest("the form has no 'file' part", code="missing_file")
-        job_request = _job_request(fields, idempotency_key, settings)
+        job_request = await _job_request(fields, idempotency_key, settings)
         if check_fields is not None:
             check_fields(fields)
         _check_size(upload.size, settings)
@@ -67,7 +68,7 @@ async def accept_bytes(
     key: uuid.UUID | None,
 ) -> Job:
     """A source that arrived whole (base64 in JSON): store it and queue a job."""
-    job_request = _job_request(fields, None, settings)
+    job_request = await _job_request(fields, None, settings)
     _check_size(len(data), settings)
     await run_in_threadpool(_check_limits, key, settings)
     job_id = uuid.uuid4()
@@ -94,14 +95,14 @@ async def _discard_on_error(storage: Storage, key: str) -> AsyncIterator[None]:
         raise
 
 
-def _job_request(fields: dict[str, str], idempotency_key: str | None, settings: Settings) -> service.JobRequest:
-    if fields.get("webhook_url"):
-        # Refused rather than stored and never called: poll GET /v1/jobs/{id} until delivery exists.
-        raise InvalidRequest("webhook delivery is not available in this version", code="webhooks_unavailable")
+async def _job_request(fields: dict[str, str], idempotency_key: str | None, settings: Settings) -> service.JobRequest:
+    webhook_url = fields.get("webhook_url", "").strip() or None
+    if webhook_url is not None:  # its host is resolved, off the event loop
+        webhook_url = await run_in_threadpool(check_webhook_url, webhook_url, settings)
     return service.JobRequest(
         language=service.validate_language(fields.get("language", "auto"), settings.engine),
         context=service.validate_context(fields.get("context")),
-        webhook_url=fields.get("webhook_url") or None,
+        webhook_url=webhook_url,
         idempotency_key=idempotency_key,
         priority=service.validate_priority(fields.get("priority", Priority.BATCH)),
         retain_days=service.validate_retain_days(fields.get("retain_days"), settings.retention_days),

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from tingxie.models import Job
+from tingxie.models import Job, WebhookDelivery
 from tingxie.transcript import from_rows
 
 
@@ -33,6 +33,46 @@ class WarningOut(BaseModel):
     message: str
 
 
+class WebhookOut(BaseModel):
+    url: str
+    attempts: int
+    last_status: int | None  # the HTTP status of the last attempt; None before one, or when none came
+    next_attempt_at: datetime | None  # None once delivered, stopped by 410, or given up after a day
+
+    @classmethod
+    def of(cls, job: Job) -> "WebhookOut | None":
+        if not job.webhook_url:
+            return None
+        return cls(
+            url=job.webhook_url,
+            attempts=job.webhook_attempts,
+            last_status=job.webhook_last_status,
+            next_attempt_at=job.webhook_next_attempt_at,
+        )
+
+
+class DeliveryOut(BaseModel):
+    """One attempt to deliver a job's webhook."""
+
+    webhook_id: str
+    event_type: str
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    outcome: str  # delivered, retry, stopped (410 or a refused address), gave_up
+    next_attempt_at: datetime | None
+
+    @classmethod
+    def of(cls, delivery: WebhookDelivery) -> "DeliveryOut":
+        return cls.model_validate(delivery, from_attributes=True)
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     status: str
@@ -48,6 +88,7 @@ class JobOut(BaseModel):
     segments: list[SegmentOut] | None
     error: ErrorOut | None
     warnings: list[WarningOut]  # what a completed transcript lacks: damaged or truncated audio
+    webhook: WebhookOut | None
 
     @classmethod
     def of(cls, job: Job) -> "JobOut":
@@ -72,6 +113,7 @@ class JobOut(BaseModel):
             segments=[SegmentOut(**s.as_dict()) for s in from_rows(job.segments)] if job.segments is not None else None,
             error=error,
             warnings=[WarningOut(**w) for w in job.warnings or []],
+            webhook=WebhookOut.of(job),
         )
 
 
@@ -96,7 +138,7 @@ JOB_FORM = multipart_body(
     context={**_TEXT, "description": "names and terms the speech may contain, given to the model as a prompt"},
     priority={"type": "string", "enum": ["batch", "interactive"], "default": "batch"},
     retain_days={"type": "number", "description": "delete the job this many days after it finishes"},
-    webhook_url={**_TEXT, "description": "not available in this version: refused with webhooks_unavailable"},
+    webhook_url={**_TEXT, "description": "called when the job ends, signed per Standard Webhooks"},
 )
 OPENAI_FORM = multipart_body(
     "OpenAI's transcription form.",

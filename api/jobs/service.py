@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tingxie import lifecycle, webhooks
 from tingxie.errors import Conflict, InvalidRequest, NotFound
 from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
-from tingxie.lifecycle import finish
-from tingxie.models import Job
+from tingxie.models import Job, WebhookDelivery
 from tingxie.queue import job_priority
 from tingxie.states import JobStatus, Priority
 from tingxie.storage import Storage, job_prefix
@@ -183,7 +183,23 @@ def cancel_job(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) ->
     job = get_job(session, key_id, job_id, lock=True)
     if JobStatus(job.status).is_final:
         raise Conflict(f"job {job_id} is already {job.status}", code="job_finished")
-    finish(job, JobStatus.CANCELED)
+    lifecycle.cancel(session, job)
+    return job
+
+
+def webhook_deliveries(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) -> list[WebhookDelivery]:
+    job = get_job(session, key_id, job_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
+    return list(session.scalars(query.order_by(WebhookDelivery.started_at, WebhookDelivery.attempt)))
+
+
+def redeliver_webhook(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) -> Job:
+    job = get_job(session, key_id, job_id, lock=True)
+    if not job.webhook_url:
+        raise Conflict(f"job {job_id} has no webhook_url", code="no_webhook")
+    if not JobStatus(job.status).is_final:
+        raise Conflict(f"job {job_id} is {job.status}; its webhook is sent once it ends", code="job_not_finished")
+    webhooks.redeliver(session, job)
     return job
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import MAX_UPLOAD_BYTES
 from tests.corpus import OSR
@@ -78,8 +79,24 @@ def test_unknown_job_is_a_json_404(client: httpx.Client) -> None:
     _error(client.get("/v1/nothing-here"), 404, "not_found")
 
 
-def test_webhook_url_is_refused_until_delivery_exists(client: httpx.Client) -> None:
-    _error(submit(client, OSR, webhook_url="https://example.org/hook"), 422, "webhooks_unavailable")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "ftp://example.org/hook",
+        "not a url",
+    ],
+)
+def test_a_webhook_url_into_the_platforms_own_network_is_refused(client: httpx.Client, url: str) -> None:
+    """The platform's webhook guard is on (TINGXIE_WEBHOOK_ALLOW_PRIVATE is not set for it)."""
+    jobs, sources = _job_count(client), stored_sources()
+    _error(submit(client, OSR, webhook_url=url), 422, "url_not_allowed")
+    assert _job_count(client) == jobs and stored_sources() == sources
 
 
 def test_an_overlong_idempotency_key_is_refused(client: httpx.Client) -> None:

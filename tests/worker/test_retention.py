@@ -16,7 +16,6 @@ from tests.conftest import clear_caches
 from tests.corpus import OSR
 from tests.helpers import run_worker_steps, stored_job
 from tingxie.db import session_scope
-from tingxie.lifecycle import finish
 from tingxie.models import Chunk, Job, utcnow
 from tingxie.states import JobStatus
 from tingxie.storage import get_storage, job_prefix
@@ -30,10 +29,13 @@ def _objects(job_id: uuid.UUID) -> list[str]:
 
 
 def _finished_days_ago(job_id: uuid.UUID, days: float) -> None:
+    """Move a completed job's end back in time, its own retention with it, as if it had finished then."""
     with session_scope() as session:
         job = session.get(Job, job_id)
-        assert job is not None
-        finish(job, JobStatus.COMPLETED, now=utcnow() - timedelta(days=days))
+        assert job is not None and job.status == JobStatus.COMPLETED
+        job.finished_at = utcnow() - timedelta(days=days)
+        if job.retain_days is not None:
+            job.expires_at = job.finished_at + timedelta(days=job.retain_days)
 
 
 def _exists(job_id: uuid.UUID) -> bool:
