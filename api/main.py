@@ -15,6 +15,8 @@ from api.deps import SessionDep, SettingsDep, StorageDep
 from api.errors import install_error_handlers
 from api.exposure import watch_startup
 from api.jobs.endpoints import router as jobs_router
+from api.jobs.events import router as job_events_router
+from api.jobs.uploads import router as uploads_router
 from api.metrics import metrics
 from api.webhook_secret import router as webhook_secret_router
 from tingxie.languages import SUPPORTED_CODES
@@ -33,6 +35,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="tingxie", version="0.1.0", summary="Self-hosted speech transcription", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(job_events_router)
+    app.include_router(uploads_router)
     app.include_router(compat_router)
     app.include_router(webhook_secret_router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])

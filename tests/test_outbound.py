@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import httpcore
 import pytest
 
-from tingxie.outbound import UrlNotAllowed, check_url, connection_pool
+from tingxie.outbound import Guard, UrlNotAllowed, check_url, connection_pool, parse_networks
+
+PUBLIC_ONLY = Guard()
 
 REFUSED = [
     "http://127.0.0.1/hook",
@@ -33,7 +35,7 @@ REFUSED = [
 @pytest.mark.parametrize("url", REFUSED)
 def test_urls_into_the_platforms_own_network_are_refused(url: str) -> None:
     with pytest.raises(UrlNotAllowed) as refused:
-        check_url(url, allow_private=False)
+        check_url(url, PUBLIC_ONLY)
     assert refused.value.code == "url_not_allowed"
     assert refused.value.status_code == 422
 
@@ -43,21 +45,32 @@ def test_urls_into_the_platforms_own_network_are_refused(url: str) -> None:
 )
 def test_only_http_and_https_urls_with_a_host_are_taken(url: str) -> None:
     with pytest.raises(UrlNotAllowed, match="http or https"):
-        check_url(url, allow_private=False)
+        check_url(url, PUBLIC_ONLY)
 
 
 def test_a_bad_port_or_a_name_that_does_not_resolve_is_refused() -> None:
     with pytest.raises(UrlNotAllowed, match="invalid port"):
-        check_url("http://example.com:99999/", allow_private=False)
+        check_url("http://example.com:99999/", PUBLIC_ONLY)
     with pytest.raises(UrlNotAllowed, match="cannot be resolved"):
-        check_url("https://nothing-here.invalid/hook", allow_private=False)
+        check_url("https://nothing-here.invalid/hook", PUBLIC_ONLY)
 
 
 def test_public_addresses_are_allowed_and_the_setting_allows_private_ones() -> None:
-    assert [str(a) for a in check_url("https://93.184.215.14/hook", allow_private=False)] == ["93.184.215.14"]
-    assert [str(a) for a in check_url("http://[2606:4700::1111]/", allow_private=False)] == ["2606:4700::1111"]
+    assert [str(a) for a in check_url("https://93.184.215.14/hook", PUBLIC_ONLY)] == ["93.184.215.14"]
+    assert [str(a) for a in check_url("http://[2606:4700::1111]/", PUBLIC_ONLY)] == ["2606:4700::1111"]
     for url in ("http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.0.0.1/hook"):
-        assert check_url(url, allow_private=True)
+        assert check_url(url, Guard(allow_private=True))
+
+
+def test_allowed_networks_let_only_themselves_through() -> None:
+    lan = Guard(allowed_networks=parse_networks("192.168.10.0/24, 127.0.0.1"))
+    assert check_url("http://192.168.10.7:8080/hook", lan)
+    assert check_url("http://127.0.0.1/hook", lan)
+    for refused in ("http://192.168.11.1/hook", "http://127.0.0.2/hook", "http://169.254.169.254/", "http://[::1]/"):
+        with pytest.raises(UrlNotAllowed):
+            check_url(refused, lan)
+    with pytest.raises(ValueError):
+        parse_networks("192.168.10.0/24, not-a-network")
 
 
 @pytest.fixture
@@ -89,14 +102,14 @@ def test_the_connection_itself_is_guarded_so_a_name_resolving_elsewhere_later_ca
     """What DNS rebinding exploits: a check at submit and a second lookup at connect time. The pool checks
     the address it connects to, so a loopback address is refused there, before anything is sent."""
     port, accepted = listener
-    with connection_pool(allow_private=False) as pool, pytest.raises(UrlNotAllowed):
+    with connection_pool(PUBLIC_ONLY) as pool, pytest.raises(UrlNotAllowed):
         pool.request("POST", f"http://localhost:{port}/hook", content=b"{}")
     assert accepted == []
-    with connection_pool(allow_private=True) as pool:
+    with connection_pool(Guard(allow_private=True)) as pool:
         assert pool.request("POST", f"http://localhost:{port}/hook", content=b"{}").status == 204
     assert len(accepted) == 1
 
 
 def test_a_name_that_stops_resolving_is_a_connection_failure_to_retry_not_a_refusal() -> None:
-    with connection_pool(allow_private=False) as pool, pytest.raises(httpcore.ConnectError):
+    with connection_pool(PUBLIC_ONLY) as pool, pytest.raises(httpcore.ConnectError):
         pool.request("POST", "https://nothing-here.invalid/hook", content=b"{}")

@@ -1,5 +1,5 @@
 """Webhooks end to end: a real platform (API, workers, the reconciler) delivers to a real HTTP receiver on
-a loopback port (allowed by TINGXIE_WEBHOOK_ALLOW_PRIVATE), and every delivery is verified with the
+a loopback port (allowed by TINGXIE_WEBHOOK_ALLOW_NETWORKS), and every delivery is verified with the
 `standardwebhooks` package, not with tingxie's own code.
 
 The platform has a database of its own: the last tests make API keys, which would end the keyless
@@ -7,11 +7,8 @@ local mode of the suite's shared platform. Retries are scaled down (TINGXIE_WEBH
 and the reconciler, which sends them, runs every half second."""
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,83 +19,19 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from tests.conftest import Platform, RedisDatabases, _flush_keeping_claim, fresh_database
 from tests.corpus import OSR, SPEECH
 from tests.helpers import submit, wait_for
+from tests.peers import WEBHOOK_TIMEOUT_S, Answer, Peer, Received, outbound_settings, running_peer
 from tingxie.db import get_sessionmaker
 from tingxie.keys import create_key
 from tingxie.settings import Settings
 from tingxie.webhooks import JITTER, MAX_ATTEMPTS, MAX_DELAY_S, keyless_secret, retry_delay
 
-TIMEOUT_S = 1.0
 CLIP = SPEECH / "en" / "spk1_snt4.wav"  # 2.5 s: the webhooks are under test, not the transcription
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Receiver:
-    """An HTTP server that answers each path with its scripted statuses in turn ("hang" answers only
-    after the platform's timeout), then 200, and records every request."""
-
-    scripts: dict[str, list[str]] = field(default_factory=dict)
-    received: list[Received] = field(default_factory=list)
-    port: int = 0
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def on(self, path: str, *answers: str) -> str:
-        self.scripts[path] = list(answers)
-        return self.url(path)
-
-    def requests_to(self, path: str) -> list[Received]:
-        return [request for request in self.received if request.path == path]
-
-    def wait_for(self, path: str, count: int, timeout: float = 60) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.requests_to(path)) >= count:
-                return self.requests_to(path)
-            time.sleep(0.1)
-        raise AssertionError(f"{path} got {len(self.requests_to(path))} requests, not {count}, in {timeout} s")
-
-    def answer(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("content-length", 0))
-        body = handler.rfile.read(length)
-        self.received.append(Received(handler.path, dict(handler.headers.items()), body, time.monotonic()))
-        script = self.scripts.get(handler.path, [])
-        answer = script.pop(0) if script else "200"
-        if answer == "hang":
-            time.sleep(TIMEOUT_S * 3)
-            answer = "200"
-        handler.send_response(int(answer))
-        if answer.startswith("3"):
-            handler.send_header("Location", self.url("/redirected-to"))
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.answer(self)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[Peer]:
+    with running_peer() as peer:
+        yield peer
 
 
 @pytest.fixture(scope="module")
@@ -115,15 +48,8 @@ def webhook_platform(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Platform]:
     _flush_keeping_claim(redis_databases.spare)
-    env = service_env | {
-        "TINGXIE_DATA_DIR": str(tmp_path_factory.mktemp("webhook-data")),
-        "TINGXIE_DATABASE_URL": own_database,
-        "TINGXIE_BROKER_URL": redis_databases.url(redis_databases.spare),
-        "TINGXIE_WEBHOOK_ALLOW_PRIVATE": "true",
-        "TINGXIE_WEBHOOK_RETRY_BASE_SECONDS": "0.3",
-        "TINGXIE_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT_S),
-        "TINGXIE_RECONCILE_EVERY_SECONDS": "0.5",
-    }
+    data_dir = str(tmp_path_factory.mktemp("webhook-data"))
+    env = service_env | outbound_settings(data_dir, own_database, redis_databases.url(redis_databases.spare))
     running = Platform(env, tmp_path_factory.mktemp("webhook-logs"), reconciler=True).start()
     yield running
     running.stop()
@@ -165,9 +91,9 @@ def _settled(client: httpx.Client, job_id: str, attempts: int, timeout: float = 
 
 
 def test_a_delivery_answered_500_twice_then_200_is_one_signed_event_tried_three_times(
-    client: httpx.Client, receiver: Receiver, webhook_platform: Platform
+    client: httpx.Client, receiver: Peer, webhook_platform: Platform
 ) -> None:
-    url = receiver.on("/flaky", "500", "500", "200")
+    url = receiver.on("/flaky", 500, 500, 200)
     created = submit(client, CLIP, webhook_url=url)
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
@@ -198,8 +124,8 @@ def test_a_delivery_answered_500_twice_then_200_is_one_signed_event_tried_three_
     assert len(receiver.requests_to("/flaky")) == 3
 
 
-def test_410_gone_stops_the_retries(client: httpx.Client, receiver: Receiver) -> None:
-    url = receiver.on("/gone", "410", "410", "410")
+def test_410_gone_stops_the_retries(client: httpx.Client, receiver: Peer) -> None:
+    url = receiver.on("/gone", 410, 410, 410)
     job_id = submit(client, CLIP, webhook_url=url).json()["id"]
     wait_for(client, job_id)
     receiver.wait_for("/gone", 1)
@@ -210,19 +136,19 @@ def test_410_gone_stops_the_retries(client: httpx.Client, receiver: Receiver) ->
     assert [d["outcome"] for d in _deliveries(client, job_id)] == ["stopped"]
 
 
-def test_a_receiver_that_hangs_times_out_and_is_retried(client: httpx.Client, receiver: Receiver) -> None:
-    url = receiver.on("/hangs", "hang", "200")
+def test_a_receiver_that_hangs_times_out_and_is_retried(client: httpx.Client, receiver: Peer) -> None:
+    url = receiver.on("/hangs", Answer(delay_s=WEBHOOK_TIMEOUT_S * 3), 200)
     job_id = submit(client, CLIP, webhook_url=url).json()["id"]
     wait_for(client, job_id)
     _settled(client, job_id, attempts=2)
     first, second = _deliveries(client, job_id)
     assert first["status_code"] is None and "timed out" in first["error"] and first["outcome"] == "retry"
-    assert TIMEOUT_S * 1000 * 0.9 <= first["duration_ms"] < TIMEOUT_S * 1000 * 2.5
+    assert WEBHOOK_TIMEOUT_S * 1000 * 0.9 <= first["duration_ms"] < WEBHOOK_TIMEOUT_S * 1000 * 2.5
     assert second["status_code"] == 200 and second["outcome"] == "delivered"
 
 
-def test_a_redirect_is_not_followed_and_counts_as_a_failure(client: httpx.Client, receiver: Receiver) -> None:
-    url = receiver.on("/moved", "302", "200")
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(client: httpx.Client, receiver: Peer) -> None:
+    url = receiver.on("/moved", Answer(302, headers={"Location": receiver.url("/redirected-to")}), 200)
     job_id = submit(client, CLIP, webhook_url=url).json()["id"]
     wait_for(client, job_id)
     _settled(client, job_id, attempts=2)
@@ -233,7 +159,7 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(client: httpx.Client
 
 
 def test_redelivery_sends_the_same_event_again(
-    client: httpx.Client, receiver: Receiver, webhook_platform: Platform
+    client: httpx.Client, receiver: Peer, webhook_platform: Platform
 ) -> None:
     url = receiver.on("/again")
     job_id = submit(client, CLIP, webhook_url=url).json()["id"]
@@ -249,7 +175,7 @@ def test_redelivery_sends_the_same_event_again(
 
 
 def test_failed_and_canceled_jobs_send_their_own_events(
-    client: httpx.Client, receiver: Receiver, webhook_platform: Platform, tmp_path: Path
+    client: httpx.Client, receiver: Peer, webhook_platform: Platform, tmp_path: Path
 ) -> None:
     noise = tmp_path / "noise.wav"
     noise.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)
@@ -278,7 +204,7 @@ def test_webhook_routes_refuse_what_they_cannot_do(client: httpx.Client) -> None
 
 
 def test_each_key_signs_with_its_own_secret_and_a_rotation_sends_both_signatures(
-    client: httpx.Client, receiver: Receiver, own_database: str
+    client: httpx.Client, receiver: Peer, own_database: str
 ) -> None:
     with get_sessionmaker(own_database)() as session, session.begin():
         key, api_secret = create_key(session, "integrator")

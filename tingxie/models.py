@@ -76,6 +76,7 @@ class Job(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text)
 
     source_key: Mapped[str] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(Text)  # submitted by URL: the worker fetches it to source_key
     source_filename: Mapped[str | None] = mapped_column(Text)
     source_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
@@ -110,6 +111,22 @@ class Job(Base):
     webhook_retry_from: Mapped[int] = mapped_column(default=0, server_default="0")
     webhook_last_status: Mapped[int | None]
     webhook_next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Upload(Base):
+    """A direct upload (POST /v1/uploads): the object a client PUTs itself, until a job is made of it.
+    Its id becomes the job's, and its object is already at that job's source key."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the token in the embedded mode's PUT URL
+    filename: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)  # as declared
+    multipart_id: Mapped[str | None] = mapped_column(Text)  # S3's UploadId, for one sent in parts
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Chunk(Base):

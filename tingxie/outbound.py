@@ -5,28 +5,72 @@ loopback interface, private networks, link-local addresses (where clouds serve i
 credentials, 169.254.169.254), multicast and unspecified addresses are refused, also when written as
 IPv4-mapped IPv6 or as a name that resolves to them. `check_url` runs at submit, on every address the
 name resolves to; the code that connects checks the address it actually connects to with
-`check_address` again, so a name that resolves elsewhere the second time (DNS rebinding) cannot slip
-past. TINGXIE_WEBHOOK_ALLOW_PRIVATE turns the guard off, for tests and installs on a LAN.
+the guard again, so a name that resolves elsewhere the second time (DNS rebinding) cannot slip past.
+
+TINGXIE_WEBHOOK_ALLOW_NETWORKS lets chosen networks through (a LAN's receivers, say 192.168.10.0/24;
+the tests' loopback server), and TINGXIE_WEBHOOK_ALLOW_PRIVATE turns the guard off altogether.
 """
 
 import socket
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
 import httpcore
 
 from tingxie.errors import InvalidRequest
+from tingxie.settings import Settings
 
 IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
 SCHEMES = {"http": 80, "https": 443}
+MAX_URL_LENGTH = 2048
 
 
 class UrlNotAllowed(InvalidRequest):
     code = "url_not_allowed"
 
 
-def check_url(url: str, *, allow_private: bool) -> list[IPAddress]:
+@dataclass(frozen=True)
+class Guard:
+    """Which addresses tingxie may connect to: public ones, those in `allowed_networks`, and any at all
+    with `allow_private`."""
+
+    allow_private: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Guard":
+        return cls(settings.webhook_allow_private, parse_networks(settings.webhook_allow_networks))
+
+    def check(self, address: IPAddress, *, host: str) -> None:
+        if self.allow_private or any(address in network for network in self.allowed_networks):
+            return
+        reason = not_public(address)
+        if reason is not None:
+            raise UrlNotAllowed(
+                f"the host {host!r} is {address}, {reason}: tingxie connects only to public addresses "
+                "(TINGXIE_WEBHOOK_ALLOW_NETWORKS or TINGXIE_WEBHOOK_ALLOW_PRIVATE allow others)"
+            )
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or CIDR networks; ValueError names one that is neither."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def check_submitted(url: str, guard: Guard, *, what: str) -> str:
+    """A URL as a client submits it (`what` names it in the error), checked: resolves its host, so call
+    it off the event loop."""
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise UrlNotAllowed(f"the {what} is longer than {MAX_URL_LENGTH} characters")
+    check_url(url, guard)
+    return url
+
+
+def check_url(url: str, guard: Guard) -> list[IPAddress]:
     """The addresses `url`'s host resolves to, every one of them allowed; UrlNotAllowed otherwise."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
@@ -36,9 +80,8 @@ def check_url(url: str, *, allow_private: bool) -> list[IPAddress]:
     except ValueError as exc:
         raise UrlNotAllowed(f"{url!r} has an invalid port") from exc
     addresses = resolve(parts.hostname, port)
-    if not allow_private:
-        for address in addresses:
-            check_address(address, host=parts.hostname)
+    for address in addresses:
+        guard.check(address, host=parts.hostname)
     return addresses
 
 
@@ -49,15 +92,6 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         raise UrlNotAllowed(f"the host {host!r} cannot be resolved: {exc}") from exc
     # The scope of a link-local IPv6 address ("fe80::1%eth0") is cut off: the address decides.
     return list(dict.fromkeys(ip_address(str(sockaddr[0]).split("%")[0]) for *_, sockaddr in found))
-
-
-def check_address(address: IPAddress, *, host: str) -> None:
-    reason = not_public(address)
-    if reason is not None:
-        raise UrlNotAllowed(
-            f"the host {host!r} is {address}, {reason}: tingxie connects only to public addresses "
-            "(TINGXIE_WEBHOOK_ALLOW_PRIVATE=true allows others)"
-        )
 
 
 def not_public(address: IPAddress) -> str | None:
@@ -84,8 +118,8 @@ class GuardedBackend(httpcore.SyncBackend):
     """httpcore's network backend, resolving the host itself and connecting only to an address the guard
     allows: the address checked is the address connected to."""
 
-    def __init__(self, *, allow_private: bool) -> None:
-        self._allow_private = allow_private
+    def __init__(self, guard: Guard) -> None:
+        self._guard = guard
 
     def connect_tcp(
         self,
@@ -99,9 +133,8 @@ class GuardedBackend(httpcore.SyncBackend):
             addresses = resolve(host, port)
         except UrlNotAllowed as exc:  # a name that does not resolve now may later: a connection failure
             raise httpcore.ConnectError(exc.message) from exc
-        if not self._allow_private:
-            for address in addresses:
-                check_address(address, host=host)
+        for address in addresses:
+            self._guard.check(address, host=host)
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:  # as socket.create_connection does: the first that answers
             try:
@@ -112,6 +145,6 @@ class GuardedBackend(httpcore.SyncBackend):
         raise failure
 
 
-def connection_pool(*, allow_private: bool) -> httpcore.ConnectionPool:
+def connection_pool(guard: Guard) -> httpcore.ConnectionPool:
     """A pool whose every connection passes the guard (and follows no redirect: callers decide)."""
-    return httpcore.ConnectionPool(network_backend=GuardedBackend(allow_private=allow_private), retries=0)
+    return httpcore.ConnectionPool(network_backend=GuardedBackend(guard), retries=0)

@@ -3,10 +3,11 @@ the environment. Unset service URLs fall back to the embedded mode: SQLite, a lo
 a SQLite-backed broker under `TINGXIE_DATA_DIR`, so a fresh machine needs no servers."""
 
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineName = Literal["pocketsphinx", "qwen3-asr", "whisper"]
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     s3_region: str = "us-east-1"
+    # Where clients reach the S3 server, for the URLs of direct uploads; unset: s3_endpoint_url.
+    s3_public_endpoint_url: str | None = None
     storage_dir: Path | None = None
 
     # Engine.
@@ -77,8 +80,10 @@ class Settings(BaseSettings):
     # Webhooks (tingxie/webhooks.py). Deliveries for an API key's jobs are signed with that key's secret;
     # the keyless local mode signs with webhook_secret, or with one generated into data_dir on first use.
     webhook_secret: SecretStr | None = None
-    # Let webhook and audio URLs reach loopback, private and link-local addresses (tests, LAN installs).
+    # Webhook and audio URLs reach public addresses only, and those in webhook_allow_networks (comma-
+    # separated addresses or CIDR networks: a LAN's receivers); webhook_allow_private lets them reach any.
     webhook_allow_private: bool = False
+    webhook_allow_networks: str = ""
     webhook_retry_base_seconds: float = Field(30.0, gt=0)  # the first retry's delay; doubled for each next
     webhook_timeout_seconds: float = Field(10.0, gt=0)  # to connect, and for each read of the response
 
@@ -94,6 +99,14 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = 6 * 3600
     # A queued or processing job with no progress for this long has its next step enqueued again.
     reconcile_after_seconds: int = 6 * 3600 + 600
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ip_network(part.strip(), strict=False)  # ValueError: not an address or a network
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -21,6 +22,9 @@ from tingxie.errors import ObjectMissing, StorageError
 from tingxie.settings import Settings, get_settings
 
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB, all but the last
+SINGLE_PUT_BYTES = 512 * 1024 * 1024  # a direct upload larger than this is sent in parts
+DIRECT_PART_BYTES = 64 * 1024 * 1024
+MAX_PARTS = 10_000  # S3's limit
 DOWNLOAD_BLOCK_BYTES = 1024 * 1024
 
 
@@ -30,6 +34,22 @@ class ObjectWriter(Protocol):
     def abort(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class PresignedPart:
+    number: int  # 1-based; every part is `part_bytes` long but the last
+    url: str
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    """Where a client PUTs an object itself: one URL, or one per part of a multipart upload."""
+
+    url: str | None
+    parts: tuple[PresignedPart, ...] = ()
+    part_bytes: int | None = None
+    multipart_id: str | None = None  # S3's UploadId, completed by `finish_upload`
+
+
 class Storage(Protocol):
     def writer(self, key: str) -> ObjectWriter: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
@@ -37,6 +57,10 @@ class Storage(Protocol):
     def download(self, key: str, path: Path) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def check(self) -> None: ...
+    # Direct uploads: None when the storage cannot hand out URLs (the local directory: the API takes the PUT).
+    def presign_upload(self, key: str, size: int, expires_s: int) -> PresignedUpload | None: ...
+    def finish_upload(self, key: str, multipart_id: str | None) -> int: ...
+    def abort_upload(self, key: str, multipart_id: str | None) -> None: ...
 
 
 MISSING_CODES = ("NoSuchKey", "404")  # what S3 answers for an object that is not there
@@ -115,6 +139,17 @@ class LocalStorage:
             if not os.access(self.root, os.W_OK):
                 raise OSError(f"{self.root} is not writable")
 
+    def presign_upload(self, key: str, size: int, expires_s: int) -> PresignedUpload | None:
+        return None
+
+    def finish_upload(self, key: str, multipart_id: str | None) -> int:
+        """The size of the object a direct upload stored."""
+        with reading(key):
+            return self._path(key).stat().st_size
+
+    def abort_upload(self, key: str, multipart_id: str | None) -> None:
+        self.delete_prefix(key)
+
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
@@ -153,9 +188,64 @@ class _LocalWriter:
 
 
 class S3Storage:
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, presigner: Any | None = None) -> None:
         self.client = client
         self.bucket = bucket
+        # Signs the URLs clients upload to: an endpoint they can reach (S3_PUBLIC_ENDPOINT_URL), which the
+        # signature covers, and which may differ from the one this process uses.
+        self.presigner = presigner or client
+
+    def presign_upload(self, key: str, size: int, expires_s: int) -> PresignedUpload | None:
+        """One PUT up to SINGLE_PUT_BYTES; above that a multipart upload, a URL for each part."""
+        with storage_errors("prepare an upload"):
+            if size <= SINGLE_PUT_BYTES:
+                url = self._sign("put_object", {"Key": key}, expires_s)
+                return PresignedUpload(url=url)
+            part_bytes = max(DIRECT_PART_BYTES, -(-size // MAX_PARTS))
+            multipart_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            numbers = range(1, -(-size // part_bytes) + 1)
+            parts = tuple(
+                PresignedPart(
+                    n, self._sign("upload_part", {"Key": key, "UploadId": multipart_id, "PartNumber": n}, expires_s)
+                )
+                for n in numbers
+            )
+            return PresignedUpload(url=None, parts=parts, part_bytes=part_bytes, multipart_id=multipart_id)
+
+    def _sign(self, operation: str, params: dict[str, Any], expires_s: int) -> str:
+        url: str = self.presigner.generate_presigned_url(
+            operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires_s
+        )
+        return url
+
+    def finish_upload(self, key: str, multipart_id: str | None) -> int:
+        """Complete a multipart direct upload from the parts S3 holds (the client need not report their
+        ETags), and return the object's size."""
+        with reading(key):
+            if multipart_id is not None:
+                self._complete(key, multipart_id)
+            size: int = self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+            return size
+
+    def abort_upload(self, key: str, multipart_id: str | None) -> None:
+        """Drop an upload never made into a job: its object, and the parts of one sent in parts (which
+        S3 keeps, unlisted, until aborted)."""
+        with storage_errors("abort an upload"):
+            if multipart_id is not None:
+                with suppress(ClientError):  # completed or aborted already
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart_id)
+        self.delete_prefix(key)
+
+    def _complete(self, key: str, multipart_id: str) -> None:
+        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=multipart_id)
+        parts = [
+            {"PartNumber": part["PartNumber"], "ETag": part["ETag"]} for page in pages for part in page.get("Parts", [])
+        ]
+        if not parts:
+            raise ObjectMissing(f"no part of {key} was uploaded")
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=multipart_id, MultipartUpload={"Parts": parts}
+        )
 
     def ensure_bucket(self) -> None:
         with storage_errors("create the bucket"):
@@ -255,17 +345,24 @@ def build_storage(settings: Settings) -> Storage:
         return LocalStorage(settings.resolved_storage_dir)
     # A session of its own: boto3's default session is not safe to build clients from in several threads
     # at once, which the GPU worker's thread pool does on its first tasks.
-    client = boto3.session.Session().client(
+    client = _s3_client(settings, settings.s3_endpoint_url)
+    presigner = None
+    if settings.s3_public_endpoint_url and settings.s3_public_endpoint_url != settings.s3_endpoint_url:
+        presigner = _s3_client(settings, settings.s3_public_endpoint_url)
+    storage = S3Storage(client, settings.s3_bucket, presigner)
+    storage.ensure_bucket()
+    return storage
+
+
+def _s3_client(settings: Settings, endpoint_url: str | None) -> Any:
+    return boto3.session.Session().client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url,
+        endpoint_url=endpoint_url,
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
         aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
         config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
     )
-    storage = S3Storage(client, settings.s3_bucket)
-    storage.ensure_bucket()
-    return storage
 
 
 @lru_cache
@@ -275,3 +372,8 @@ def get_storage() -> Storage:
 
 def job_prefix(job_id: object) -> str:
     return f"jobs/{job_id}/"
+
+
+def source_key(job_id: object) -> str:
+    """The job's recording as uploaded (or fetched, or put there by a direct upload)."""
+    return f"{job_prefix(job_id)}source"

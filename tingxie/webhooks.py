@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from tingxie.db import after_commit, session_scope
 from tingxie.errors import BrokerUnavailable
 from tingxie.models import WEBHOOK_SECRET_PREFIX, ApiKey, Job, WebhookDelivery, new_webhook_secret, utcnow
-from tingxie.outbound import UrlNotAllowed, check_url, connection_pool
+from tingxie.outbound import Guard, UrlNotAllowed, connection_pool
 from tingxie.queue import DELIVER_WEBHOOK, send_now
 from tingxie.settings import Settings, get_settings
 from tingxie.states import FINAL_STATES
@@ -47,7 +47,6 @@ MAX_ATTEMPTS = 13  # per series: the first attempt and 12 retries
 MAX_DELAY_S = 6 * 3600.0
 JITTER = 0.2  # each delay is drawn from ±20 % of its nominal value, so failed receivers are not hit in step
 USER_AGENT = "tingxie-webhooks/1"
-MAX_URL_LENGTH = 2048
 
 
 class Outcome(StrEnum):
@@ -132,16 +131,6 @@ def event_body(job: Job) -> bytes:
     data = {"id": str(job.id), "status": job.status}
     body = {"type": event_type(job.status), "timestamp": _aware(finished).isoformat(), "data": data}
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-def check_webhook_url(url: str, settings: Settings) -> str:
-    """A webhook URL as submitted: http(s), not too long, and its host on the public internet (unless
-    TINGXIE_WEBHOOK_ALLOW_PRIVATE). Resolves the host: call it off the event loop."""
-    url = url.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise UrlNotAllowed(f"the webhook URL is longer than {MAX_URL_LENGTH} characters")
-    check_url(url, allow_private=settings.webhook_allow_private)
-    return url
 
 
 # --- scheduling ----------------------------------------------------------------------------------------
@@ -268,7 +257,7 @@ def _post(attempt: Attempt, settings: Settings) -> Response:
 
     try:
         with (
-            connection_pool(allow_private=settings.webhook_allow_private) as pool,
+            connection_pool(Guard.of(settings)) as pool,
             pool.stream(
                 "POST",
                 attempt.url,

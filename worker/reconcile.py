@@ -11,8 +11,9 @@ Run every TINGXIE_RECONCILE_EVERY_SECONDS (30) by Celery beat. Each run queues a
 
 It sends webhook attempts whose time has come (retries, and attempts whose message or worker was lost).
 
-It also deletes finished jobs past their retention (TINGXIE_RETENTION_DAYS, or the job's own
-`retain_days`): storage first, then the rows, so nothing with the job's prefix outlives its record.
+It also deletes direct uploads no job was made of once they expire, and finished jobs past their
+retention (TINGXIE_RETENTION_DAYS, or the job's own `retain_days`): storage first, then the rows, so
+nothing with the job's prefix outlives its record.
 
 Work a live lease shows running is left alone. Every task is idempotent and turned away while another
 worker holds its lease, so a message sent twice costs a skipped task at worst, never a wrong result."""
@@ -28,13 +29,13 @@ from sqlalchemy.orm import Session
 from tingxie import webhooks
 from tingxie.db import session_scope
 from tingxie.errors import StorageError
-from tingxie.models import Chunk, Job, utcnow
-from tingxie.queue import FINALIZE, PREPARE, broker_lost_messages, enqueue, forget_broker_mark
+from tingxie.models import Chunk, Job, Upload, utcnow
+from tingxie.queue import PREPARE, broker_lost_messages, enqueue, forget_broker_mark
 from tingxie.settings import get_settings
 from tingxie.states import FINAL_STATES, ChunkStatus, JobStatus
-from tingxie.storage import get_storage, job_prefix
+from tingxie.storage import get_storage, job_prefix, source_key
 from worker.leases import UNSYNCHRONIZED
-from worker.service import enqueue_chunk, enqueue_unfinished
+from worker.service import enqueue_chunk, enqueue_finalize, enqueue_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Reconciled:
     stalled: int = 0  # jobs with no progress for reconcile_after_seconds
     expired: int = 0  # finished jobs deleted: their retention ran out
     webhooks: int = 0  # webhook attempts sent: retries that came due, attempts lost on the way
+    uploads: int = 0  # direct uploads no job was made of, deleted when they expired
 
     @property
     def total(self) -> int:
@@ -69,12 +71,21 @@ def reconcile(now: datetime | None = None) -> Reconciled:
         resends = _resend_requested(session)
         due_webhooks = _due_webhooks(session, now)
     done = Reconciled(
-        prepares, chunks, finalizes, resends, _after_broker_loss(), _stalled(now), _expire(now), due_webhooks
+        prepares,
+        chunks,
+        finalizes,
+        resends,
+        _after_broker_loss(),
+        _stalled(now),
+        _expire(now),
+        due_webhooks,
+        _expire_uploads(now),
     )
-    if done.total - done.expired - done.webhooks:
+    routine = done.expired + done.webhooks + done.uploads
+    if done.total - routine:
         log.warning("reconciler queued work again: %s", done)
-    elif done.total:
-        log.info("reconciler: %d webhook attempts sent, %d expired jobs deleted", done.webhooks, done.expired)
+    elif routine:
+        log.info("reconciler: %s", done)
     return done
 
 
@@ -116,7 +127,7 @@ def _unfinalized(session: Session, now: datetime) -> int:
         )
     ).all()
     for job in jobs:
-        enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
+        enqueue_finalize(session, job)
         job.updated_at = now  # not again until another lease period passes
     return len(jobs)
 
@@ -212,5 +223,23 @@ def _expire(now: datetime) -> int:
             continue
         with session_scope() as session:
             session.execute(delete(Job).where(Job.id == job_id))
+        deleted += 1
+    return deleted
+
+
+def _expire_uploads(now: datetime) -> int:
+    with session_scope() as session:
+        expired = session.execute(
+            select(Upload.id, Upload.multipart_id).where(Upload.expires_at < now).limit(BATCH)
+        ).all()
+    storage, deleted = get_storage(), 0
+    for upload_id, multipart_id in expired:
+        try:
+            storage.abort_upload(source_key(upload_id), multipart_id)
+        except StorageError as exc:
+            log.warning("could not delete expired upload %s yet: %s", upload_id, exc)
+            continue
+        with session_scope() as session:
+            session.execute(delete(Upload).where(Upload.id == upload_id))
         deleted += 1
     return deleted

@@ -28,6 +28,7 @@ from worker.audio.prepare import PreparedAudio, StoredChunk, plan_and_store
 from worker.audio.wavio import decode_wav
 from worker.batching import Prompt
 from worker.engines.registry import get_batcher
+from worker.fetch import fetch_into
 from worker.leases import Lease, get_lease_keeper
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
 
@@ -47,6 +48,8 @@ def prepare(job_id: uuid.UUID) -> None:
         return
     keeper = get_lease_keeper()
     with keeper.holding(started.lease):
+        if started.fetch_from is not None:
+            _fetch_source(job_id, started.fetch_from, started.source_key)
         plan = _plan_and_store(job_id, started.source_key, get_storage())
         with session_scope() as session:
             keeper.clear(session, started.lease)
@@ -59,6 +62,16 @@ def prepare(job_id: uuid.UUID) -> None:
 class PrepareWork:
     source_key: str
     lease: Lease
+    fetch_from: str | None  # the audio URL, until its body is stored as the source
+
+
+def _fetch_source(job_id: uuid.UUID, url: str, source_key: str) -> None:
+    """Fetch audio submitted by URL into the job's source object, once: a prepare run again after a
+    crash finds its size recorded and reads the stored copy."""
+    storage = get_storage()
+    fetched = fetch_into(url, lambda: storage.writer(source_key), get_settings())
+    with session_scope() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(source_bytes=fetched.size))
 
 
 def _start_processing(job_id: uuid.UUID) -> PrepareWork | None:
@@ -74,7 +87,8 @@ def _start_processing(job_id: uuid.UUID) -> PrepareWork | None:
         if lease is None:
             return None  # another worker is preparing it
         lifecycle.start(session, job)
-        return PrepareWork(job.source_key, lease)
+        fetch_from = job.source_url if job.source_url and not job.source_bytes else None
+        return PrepareWork(job.source_key, lease, fetch_from)
 
 
 def _plan_and_store(job_id: uuid.UUID, source_key: str, storage: Storage) -> PreparedAudio:
@@ -180,7 +194,7 @@ def enqueue_unfinished(session: Session, job: Job) -> None:
         if not running:
             enqueue_chunk(session, job.id, index, job.queue_priority)
     if job.chunks_total is not None and not unfinished:
-        enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
+        enqueue_finalize(session, job)
 
 
 # --- transcribe ----------------------------------------------------------------------------------------
@@ -264,7 +278,13 @@ def _record_chunk(session: Session, job_id: uuid.UUID, index: int, segments: lis
 
 def _finalize_if_complete(session: Session, job: Job, done: int, total: int | None) -> None:
     if total is not None and done >= total:
-        enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
+        enqueue_finalize(session, job)
+
+
+def enqueue_finalize(session: Session, job: Job) -> None:
+    """The one way finalize is queued: by the last chunk, the end of prepare, a redelivered task, or the
+    reconciler, once every chunk of the job is done."""
+    enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
 
 
 # --- finalize and failure ------------------------------------------------------------------------------

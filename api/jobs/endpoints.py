@@ -26,8 +26,10 @@ async def submit_job(
     key: CurrentKey,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Multipart `file` (+ `language`, `context`, `priority`, `retain_days`, `webhook_url`); optional
-    `Idempotency-Key` header."""
+    """Multipart `file` (+ `language`, `context`, `priority`, `retain_days`, `webhook_url`), or JSON with
+    `audio_url` instead of a file; optional `Idempotency-Key` header."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+        return _accepted(await intake.accept_json(request, settings, storage, key, idempotency_key))
     job, _ = await intake.accept_multipart(request, settings, storage, key, idempotency_key)
     return _accepted(job)
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from tingxie.db import session_scope
 from tingxie.errors import RateLimited
 from tingxie.models import Job, utcnow
 from tingxie.settings import Settings
@@ -68,6 +69,12 @@ def check_limits(session: Session, key_id: uuid.UUID | None, settings: Settings)
                 retry_after_s=audio.retry_after_s(DAY, now),
                 code="quota_exceeded",
             )
+
+
+def check_key_limits(key_id: uuid.UUID | None, settings: Settings) -> None:
+    """`check_limits` in a short transaction of its own."""
+    with session_scope() as session:
+        check_limits(session, key_id, settings)
 
 
 def _window(session: Session, mine: ColumnElement[bool], amount: ColumnElement[Any], since: datetime) -> Window:

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from tingxie.models import Job, WebhookDelivery
 from tingxie.transcript import from_rows
@@ -117,6 +117,21 @@ class JobOut(BaseModel):
         )
 
 
+class JobByUrl(BaseModel):
+    """POST /v1/jobs as JSON: a worker fetches the audio from `audio_url`, or it is a direct upload's
+    (`upload_id`, from POST /v1/uploads)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_url: str | None = None
+    upload_id: uuid.UUID | None = None
+    language: str = "auto"
+    context: str | None = None
+    webhook_url: str | None = None
+    priority: str = "batch"
+    retain_days: float | str | None = None
+
+
 class JobList(BaseModel):
     jobs: list[JobOut]
     next_after: uuid.UUID | None
@@ -147,3 +162,6 @@ OPENAI_FORM = multipart_body(
     prompt={**_TEXT, "description": "names and terms the speech may contain"},
     response_format={"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"], "default": "json"},
 )
+
+# The same route takes JSON naming the audio by URL.
+JOB_FORM["requestBody"]["content"]["application/json"] = {"schema": JobByUrl.model_json_schema()}  # type: ignore[index]

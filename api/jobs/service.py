@@ -14,7 +14,7 @@ from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
 from tingxie.models import Job, WebhookDelivery
 from tingxie.queue import job_priority
 from tingxie.states import JobStatus, Priority
-from tingxie.storage import Storage, job_prefix
+from tingxie.storage import Storage, job_prefix, source_key
 
 MAX_PAGE = 200
 MIN_RETAIN_DAYS = 1 / 24
@@ -28,10 +28,6 @@ class JobRequest:
     idempotency_key: str | None = None
     priority: Priority = Priority.BATCH
     retain_days: float | None = None
-
-
-def source_key(job_id: uuid.UUID) -> str:
-    return f"{job_prefix(job_id)}source"
 
 
 def validate_language(language: str, engine: str) -> str:
@@ -119,6 +115,7 @@ def create_job(
     request: JobRequest,
     filename: str | None,
     size: int,
+    source_url: str | None = None,
 ) -> Job:
     job = Job(
         id=job_id,
@@ -128,6 +125,7 @@ def create_job(
         webhook_url=request.webhook_url,
         idempotency_key=request.idempotency_key,
         source_key=source_key(job_id),
+        source_url=source_url,
         source_filename=filename,
         source_bytes=size,
         priority=request.priority,
@@ -139,9 +137,10 @@ def create_job(
     return job
 
 
-def withdraw_job(session: Session, storage: Storage, job_id: uuid.UUID) -> None:
-    """Remove a job that was never queued, and everything stored for it."""
-    storage.delete_prefix(job_prefix(job_id))
+def withdraw_job(session: Session, storage: Storage | None, job_id: uuid.UUID) -> None:
+    """Remove a job that was never queued, and, given the storage, everything stored for it."""
+    if storage is not None:
+        storage.delete_prefix(job_prefix(job_id))
     session.execute(delete(Job).where(Job.id == job_id))
 
 
