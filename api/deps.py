@@ -45,10 +45,10 @@ def _current_key(settings: SettingsDep, authorization: Annotated[str | None, Hea
     """The caller's key id; None is the single local user of an unauthenticated loopback install.
     Uses its own short transaction, so none is held open while an upload streams."""
     with session_scope() as session:
-        return _resolve_key(session, settings, authorization)
+        return resolve_key(session, settings, authorization)
 
 
-def _resolve_key(session: Session, settings: Settings, authorization: str | None) -> uuid.UUID | None:
+def resolve_key(session: Session, settings: Settings, authorization: str | None) -> uuid.UUID | None:
     if authorization is None:
         if _auth_required(session, settings):
             raise Unauthorized("missing 'Authorization: Bearer <key>' header")
@@ -61,3 +61,5 @@ def _resolve_key(session: Session, settings: Settings, authorization: str | None
 
 
 CurrentKey = Annotated[uuid.UUID | None, Depends(_current_key)]
+
+AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]

@@ -25,6 +25,7 @@ PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB, all but the
 SINGLE_PUT_BYTES = 512 * 1024 * 1024  # a direct upload larger than this is sent in parts
 DIRECT_PART_BYTES = 64 * 1024 * 1024
 MAX_PARTS = 10_000  # S3's limit
+S3_POOL_CONNECTIONS = 40  # one per API thread that may store an upload at once (botocore's default: 10)
 DOWNLOAD_BLOCK_BYTES = 1024 * 1024
 
 
@@ -361,7 +362,11 @@ def _s3_client(settings: Settings, endpoint_url: str | None) -> Any:
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
         aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+        config=Config(
+            retries={"max_attempts": 5, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            max_pool_connections=S3_POOL_CONNECTIONS,
+        ),
     )
 
 

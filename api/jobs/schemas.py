@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from tingxie.models import Job, WebhookDelivery
+from tingxie.states import JobStatus
 from tingxie.transcript import from_rows
 
 
@@ -93,6 +94,9 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> "JobOut":
         error = ErrorOut(code=job.error_code, message=job.error_message or "") if job.error_code else None
+        # Only a completed job has a transcript: others never touch those columns (a status poll defers them).
+        completed = job.status == JobStatus.COMPLETED
+        rows = job.segments if completed else None
         return cls(
             id=job.id,
             status=job.status,
@@ -109,8 +113,8 @@ class JobOut(BaseModel):
                 chunks_cut=job.chunks_cut,
                 prepared_s=job.prepared_s,
             ),
-            text=job.text,
-            segments=[SegmentOut(**s.as_dict()) for s in from_rows(job.segments)] if job.segments is not None else None,
+            text=job.text if completed else None,
+            segments=[SegmentOut(**s.as_dict()) for s in from_rows(rows)] if rows is not None else None,
             error=error,
             warnings=[WarningOut(**w) for w in job.warnings or []],
             webhook=WebhookOut.of(job),

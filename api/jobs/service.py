@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from tingxie import lifecycle, webhooks
 from tingxie.errors import Conflict, InvalidRequest, NotFound
@@ -158,6 +158,17 @@ def find_idempotent(session: Session, key_id: uuid.UUID | None, idempotency_key:
 def get_job(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID, *, lock: bool = False) -> Job:
     job = session.get(Job, job_id, with_for_update=lock)
     if job is None or job.api_key_id != key_id:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def job_status(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) -> Job:
+    """The job for a status poll: its transcript columns are read only if it is completed (they are
+    loaded when first touched, in this session), so polling a long recording's job stays cheap."""
+    owner = Job.api_key_id.is_(None) if key_id is None else Job.api_key_id == key_id
+    query = select(Job).where(Job.id == job_id, owner).options(defer(Job.segments), defer(Job.text))
+    job = session.scalar(query)
+    if job is None:
         raise NotFound(f"no job {job_id}")
     return job
 
