@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tingxie.errors import NotFound
-from tingxie.models import ApiKey, new_webhook_secret, utcnow
+from tingxie.models import ApiKey, as_utc, new_webhook_secret, utcnow
 
 PREFIX = "tx_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # `last_used_at` is written at most this often per key
@@ -88,6 +88,4 @@ def find_active(session: Session, secret: str) -> ApiKey | None:
 def _stale(last_used: datetime | None) -> bool:
     if last_used is None:
         return True
-    if last_used.tzinfo is None:  # SQLite keeps no time zone; the value was written in UTC
-        last_used = last_used.replace(tzinfo=utcnow().tzinfo)
-    return utcnow() - last_used >= LAST_USED_RESOLUTION
+    return utcnow() - as_utc(last_used) >= LAST_USED_RESOLUTION

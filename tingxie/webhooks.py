@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from tingxie.db import after_commit, session_scope
 from tingxie.errors import BrokerUnavailable
-from tingxie.models import WEBHOOK_SECRET_PREFIX, ApiKey, Job, WebhookDelivery, new_webhook_secret, utcnow
+from tingxie.models import WEBHOOK_SECRET_PREFIX, ApiKey, Job, WebhookDelivery, as_utc, new_webhook_secret, utcnow
 from tingxie.outbound import Guard, UrlNotAllowed, connection_pool
 from tingxie.queue import DELIVER_WEBHOOK, send_now
 from tingxie.settings import Settings, get_settings
@@ -105,13 +105,9 @@ def signing_secrets(session: Session, key_id: uuid.UUID | None, now: datetime) -
         return []
     found = [key.webhook_secret]
     expires = key.previous_secret_expires_at
-    if key.previous_webhook_secret and expires is not None and _aware(expires) > now:
+    if key.previous_webhook_secret and expires is not None and as_utc(expires) > now:
         found.append(key.previous_webhook_secret)
     return found
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=utcnow().tzinfo)  # SQLite drops it
 
 
 # --- events --------------------------------------------------------------------------------------------
@@ -129,7 +125,7 @@ def event_type(status: str) -> str:
 def event_body(job: Job) -> bytes:
     finished = job.finished_at or utcnow()
     data = {"id": str(job.id), "status": job.status}
-    body = {"type": event_type(job.status), "timestamp": _aware(finished).isoformat(), "data": data}
+    body = {"type": event_type(job.status), "timestamp": as_utc(finished).isoformat(), "data": data}
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tingxie.db import session_scope
 from tingxie.errors import RateLimited
-from tingxie.models import Job, utcnow
+from tingxie.models import Job, as_utc, utcnow
 from tingxie.settings import Settings
 from tingxie.states import JobStatus
 
@@ -36,7 +36,7 @@ class Window:
         """Seconds until the oldest submission leaves the window."""
         if self.oldest is None:
             return 1
-        return math.ceil((_aware(self.oldest) + span - now).total_seconds())
+        return math.ceil((as_utc(self.oldest) + span - now).total_seconds())
 
 
 def check_limits(session: Session, key_id: uuid.UUID | None, settings: Settings) -> None:
@@ -80,8 +80,3 @@ def check_key_limits(key_id: uuid.UUID | None, settings: Settings) -> None:
 def _window(session: Session, mine: ColumnElement[bool], amount: ColumnElement[Any], since: datetime) -> Window:
     total, oldest = session.execute(select(amount, func.min(Job.created_at)).where(mine, Job.created_at >= since)).one()
     return Window(float(total or 0), oldest)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=utcnow().tzinfo)

@@ -23,7 +23,7 @@ from api.jobs import service
 from api.jobs.limits import check_key_limits
 from tingxie.db import session_scope
 from tingxie.errors import Conflict, InvalidRequest, NotFound, ObjectMissing, PayloadTooLarge
-from tingxie.models import Upload, utcnow
+from tingxie.models import Upload, as_utc, utcnow
 from tingxie.storage import Storage
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -130,10 +130,7 @@ def _find_by_token(upload_id: uuid.UUID, token: str) -> Upload:
 
 
 def _expired(upload: Upload) -> bool:
-    expires = upload.expires_at
-    if expires.tzinfo is None:  # SQLite keeps no time zone
-        expires = expires.replace(tzinfo=utcnow().tzinfo)
-    return expires <= utcnow()
+    return as_utc(upload.expires_at) <= utcnow()
 
 
 @dataclass(frozen=True)
