@@ -2,16 +2,18 @@
 
 import uuid
 from collections.abc import Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Header
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from api.exposure import check_open_mode_allowed, current_exposure
+from api.key_cache import key_cache
 from tingxie.db import get_sessionmaker, session_scope
 from tingxie.errors import Unauthorized
-from tingxie.keys import find_active
+from tingxie.keys import find_active, hash_key
 from tingxie.models import ApiKey
 from tingxie.settings import Settings, get_settings
 from tingxie.storage import Storage, get_storage
@@ -23,14 +25,28 @@ def _session() -> Iterator[Session]:
         yield session
 
 
+MISSING_KEY = "missing 'Authorization: Bearer <key>' header"
+
+
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
 def _auth_required(session: Session, settings: Settings) -> bool:
+    known = _auth_required_as_far_as_known(settings)
+    if known is not None:
+        return known
+    generation = key_cache.generation()
+    exist = bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
+    key_cache.remember_keys_exist(generation, exist)
+    return exist
+
+
+def _auth_required_as_far_as_known(settings: Settings) -> bool | None:
     """Keys are required unless switched off, or unless this process listens on loopback addresses only
-    (the addresses it really listens on, not the TINGXIE_HOST setting) and no unrevoked key exists."""
+    (the addresses it really listens on, not the TINGXIE_HOST setting) and no unrevoked key exists;
+    None when that last question needs the database."""
     if settings.auth_required is True:
         return True
     check_open_mode_allowed(settings.auth_required)
@@ -38,7 +54,29 @@ def _auth_required(session: Session, settings: Settings) -> bool:
         return False
     if current_exposure().public:
         return True
-    return bool(session.scalar(select(exists().where(ApiKey.revoked_at.is_(None)))))
+    return key_cache.keys_exist()
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: uuid.UUID | None  # None: the single local user of an unauthenticated loopback install
+
+
+def cached_caller(settings: Settings, authorization: str | None) -> Caller | None:
+    """`resolve_key`'s answer where the key cache has it without the database, else None; raises the
+    same Unauthorized where no lookup could change the answer."""
+    if authorization is None:
+        required = _auth_required_as_far_as_known(settings)
+        if required is None:
+            return None
+        if required:
+            raise Unauthorized(MISSING_KEY)
+        return Caller(None)
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    key_id = key_cache.key(hash_key(secret.strip()))
+    return None if key_id is None else Caller(key_id)
 
 
 def _current_key(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> uuid.UUID | None:
@@ -51,15 +89,31 @@ def _current_key(settings: SettingsDep, authorization: Annotated[str | None, Hea
 def resolve_key(session: Session, settings: Settings, authorization: str | None) -> uuid.UUID | None:
     if authorization is None:
         if _auth_required(session, settings):
-            raise Unauthorized("missing 'Authorization: Bearer <key>' header")
+            raise Unauthorized(MISSING_KEY)
         return None
     scheme, _, secret = authorization.partition(" ")
-    key = find_active(session, secret.strip())
-    if scheme.lower() != "bearer" or key is None:
+    key_id = _active_key_id(session, secret.strip()) if scheme.lower() == "bearer" else None
+    if key_id is None:
         raise Unauthorized("unknown or revoked API key")
+    return key_id
+
+
+def _active_key_id(session: Session, secret: str) -> uuid.UUID | None:
+    key_hash = hash_key(secret)
+    cached = key_cache.key(key_hash)
+    if cached is not None:
+        return cached
+    generation = key_cache.generation()
+    key = find_active(session, secret)
+    if key is None:
+        return None
+    key_cache.remember_key(generation, key_hash, key.id)
     return key.id
 
 
 CurrentKey = Annotated[uuid.UUID | None, Depends(_current_key)]
 
-AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]
+# For a route that reads the header itself (the status poll): the parameter CurrentKey documents.
+AUTHORIZATION_PARAMETER: dict[str, Any] = {
+    "parameters": [{"name": "authorization", "in": "header", "required": False, "schema": {"type": "string"}}]
+}

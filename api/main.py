@@ -16,7 +16,9 @@ from api.errors import install_error_handlers
 from api.exposure import watch_startup
 from api.jobs.endpoints import router as jobs_router
 from api.jobs.events import router as job_events_router
+from api.jobs.poll import StatusReader
 from api.jobs.uploads import router as uploads_router
+from api.key_cache import KeyChangeListener, key_cache
 from api.metrics import metrics
 from api.webhook_secret import router as webhook_secret_router
 from tingxie.languages import SUPPORTED_CODES
@@ -25,9 +27,24 @@ from tingxie.settings import get_settings
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    watch_startup(get_settings().auth_required)
-    yield
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    watch_startup(settings.auth_required)
+    database_url = settings.resolved_database_url
+    if not database_url.startswith("postgresql"):
+        yield  # SQLite: no notifications to cache keys by, no second pool; every poll takes the session path
+        return
+    listener = KeyChangeListener(database_url, key_cache)
+    reader = StatusReader(database_url)
+    listener.start()
+    await reader.open()
+    app.state.status_reader = reader
+    try:
+        yield
+    finally:
+        del app.state.status_reader
+        await reader.close()
+        listener.stop()
 
 
 def create_app() -> FastAPI:

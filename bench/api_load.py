@@ -10,6 +10,7 @@ answering `GET /ping` with a small JSON body, each in one uvicorn process. A loa
 - `bare`: GET /ping
 - `poll`: GET /v1/jobs/{id} of a queued job
 - `submit`: POST /v1/jobs with a 1 s WAV (multipart)
+- `poll+key`: GET /v1/jobs/{id} with an API key (made after the others: from then on keys are required)
 
 and prints requests/s, p50 and p99 latency, the ratio to the bare endpoint, and the Postgres sessions
 opened per 1,000 requests (pg_stat_database.sessions)."""
@@ -31,9 +32,12 @@ from pathlib import Path
 import httpx
 import psycopg
 from fastapi import FastAPI
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 from bench.backlog_platform import PG_ADMIN, Services
 from tests.services import free_port
+from tingxie.keys import create_key
 from tingxie.runner import api_command, spawn
 
 bare_app = FastAPI()
@@ -89,8 +93,22 @@ def multipart_request(port: int, wav: bytes) -> bytes:
     return head.encode() + body
 
 
-def get_request(port: int, path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+def get_request(port: int, path: str, secret: str | None = None) -> bytes:
+    authorization = "" if secret is None else f"Authorization: Bearer {secret}\r\n"
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}\r\n".encode()
+
+
+def keyed_job(api_port: int, database_url: str, wav: bytes) -> tuple[str, str]:
+    """A key made in the database (as `tingxie create-key` does) and a job submitted with it; from now
+    on the API requires keys."""
+    engine = create_engine(database_url)
+    with Session(engine) as session, session.begin():
+        _, secret = create_key(session, "bench")
+    engine.dispose()
+    headers = {"Authorization": f"Bearer {secret}"}
+    job = httpx.post(f"http://127.0.0.1:{api_port}/v1/jobs", files={"file": ("one.wav", wav)}, headers=headers)
+    job.raise_for_status()
+    return secret, job.json()["id"]
 
 
 async def _connection(port: int, request: bytes, deadline: float, latencies: list[float], errors: list[int]) -> None:
@@ -184,6 +202,9 @@ def main() -> int:
                 drive("poll", api_port, get_request(api_port, f"/v1/jobs/{job['id']}"), args, services.database),
                 drive("submit", api_port, multipart_request(api_port, wav), args, services.database),
             ]
+            secret, keyed = keyed_job(api_port, services.database_url, wav)
+            poll_keyed = get_request(api_port, f"/v1/jobs/{keyed}", secret)
+            results.append(drive("poll+key", api_port, poll_keyed, args, services.database))
         finally:
             for child in children:
                 child.terminate()

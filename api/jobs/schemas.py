@@ -2,12 +2,62 @@
 
 import uuid
 from datetime import datetime
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from tingxie.models import Job, WebhookDelivery
+from tingxie.models import WebhookDelivery
 from tingxie.states import JobStatus
 from tingxie.transcript import from_rows
+
+
+class JobFields(Protocol):
+    """What a job's response is made of: a `Job`, or the fast status poll's row (api/jobs/poll.py)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def languages(self) -> list[str] | None: ...
+    @property
+    def duration_s(self) -> float | None: ...
+    @property
+    def source_filename(self) -> str | None: ...
+    @property
+    def chunks_done(self) -> int: ...
+    @property
+    def chunks_total(self) -> int | None: ...
+    @property
+    def chunks_cut(self) -> int: ...
+    @property
+    def prepared_s(self) -> float | None: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def segments(self) -> list[dict[str, Any]] | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def warnings(self) -> list[dict[str, str]] | None: ...
+    @property
+    def webhook_url(self) -> str | None: ...
+    @property
+    def webhook_attempts(self) -> int: ...
+    @property
+    def webhook_last_status(self) -> int | None: ...
+    @property
+    def webhook_next_attempt_at(self) -> datetime | None: ...
 
 
 class Progress(BaseModel):
@@ -41,7 +91,7 @@ class WebhookOut(BaseModel):
     next_attempt_at: datetime | None  # None once delivered, stopped by 410, or given up after a day
 
     @classmethod
-    def of(cls, job: Job) -> "WebhookOut | None":
+    def of(cls, job: JobFields) -> "WebhookOut | None":
         if not job.webhook_url:
             return None
         return cls(
@@ -92,7 +142,7 @@ class JobOut(BaseModel):
     webhook: WebhookOut | None
 
     @classmethod
-    def of(cls, job: Job) -> "JobOut":
+    def of(cls, job: JobFields) -> "JobOut":
         error = ErrorOut(code=job.error_code, message=job.error_message or "") if job.error_code else None
         # Only a completed job has a transcript: others never touch those columns (a status poll defers them).
         completed = job.status == JobStatus.COMPLETED
