@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.exposure import check_open_mode_allowed, current_exposure
 from api.key_cache import key_cache
@@ -29,8 +30,19 @@ MISSING_KEY = "missing 'Authorization: Bearer <key>' header"
 
 
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+async def _settings() -> Settings:
+    # Async, though it does no I/O: FastAPI runs a sync dependency on a worker thread, a hop per request.
+    return get_settings()
+
+
+async def _storage() -> Storage:
+    return get_storage()  # built once per process (a boto3 client: no connection yet)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+StorageDep = Annotated[Storage, Depends(_storage)]
 
 
 def _auth_required(session: Session, settings: Settings) -> bool:
@@ -79,9 +91,19 @@ def cached_caller(settings: Settings, authorization: str | None) -> Caller | Non
     return None if key_id is None else Caller(key_id)
 
 
-def _current_key(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> uuid.UUID | None:
+async def _current_key(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> uuid.UUID | None:
     """The caller's key id; None is the single local user of an unauthenticated loopback install.
-    Uses its own short transaction, so none is held open while an upload streams."""
+    From the key cache where it knows, else looked up on a worker thread in a short transaction of its
+    own, so that none is held open while an upload streams."""
+    caller = cached_caller(settings, authorization)
+    if caller is not None:
+        return caller.key_id
+    return await run_in_threadpool(_looked_up_key, settings, authorization)
+
+
+def _looked_up_key(settings: Settings, authorization: str | None) -> uuid.UUID | None:
     with session_scope() as session:
         return resolve_key(session, settings, authorization)
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.jobs import service
-from api.jobs.limits import check_key_limits
+from api.jobs.limits import check_key_limits, limits_apply
 from api.jobs.schemas import JobByUrl
 from api.jobs.upload import receive_upload
 from api.jobs.uploads import claim_upload, forget_upload
@@ -43,10 +43,10 @@ async def accept_multipart(
     (`defaults` for those the form leaves out). The key's limits are checked before the upload streams;
     `check_fields` validates the route's own fields before the job exists."""
     idempotency_key = service.validate_idempotency_key(idempotency_key)
-    existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
+    existing = await _find_idempotent(key, idempotency_key)
     if existing is not None:
         return existing, {}
-    await run_in_threadpool(check_key_limits, key, settings)
+    await _check_key_limits(key, settings)
     job_id = uuid.uuid4()
     source = service.source_key(job_id)
     async with _discard_on_error(storage, source):  # whatever fails after the file part was stored
@@ -75,14 +75,14 @@ async def accept_json(
     if (body.audio_url is None) == (body.upload_id is None):
         raise InvalidRequest("give either audio_url or upload_id", code="invalid_body")
     idempotency_key = service.validate_idempotency_key(idempotency_key)
-    existing = await run_in_threadpool(_find_idempotent, key, idempotency_key)
+    existing = await _find_idempotent(key, idempotency_key)
     if existing is not None:
         return existing
     given = body.model_dump(exclude={"audio_url", "upload_id"}, exclude_none=True)
     fields = {name: str(value) for name, value in given.items()}
     if body.upload_id is not None:
         return await _accept_upload(body.upload_id, fields, idempotency_key, settings, storage, key)
-    await run_in_threadpool(check_key_limits, key, settings)
+    await _check_key_limits(key, settings)
     job_request = await _job_request(fields, idempotency_key, settings)
     audio_url = await _checked_url(body.audio_url or "", settings, "audio URL")
     filename = service.clean_filename(unquote(urlsplit(audio_url).path)) or urlsplit(audio_url).hostname
@@ -133,7 +133,7 @@ async def accept_bytes(
     """A source that arrived whole (base64 in JSON): store it and queue a job."""
     job_request = await _job_request(fields, None, settings)
     _check_size(len(data), settings)
-    await run_in_threadpool(check_key_limits, key, settings)
+    await _check_key_limits(key, settings)
     job_id = uuid.uuid4()
     source = service.source_key(job_id)
     async with _discard_on_error(storage, source):
@@ -190,7 +190,9 @@ async def _create_or_join(
     """Create the job and queue it. `from_upload`: its source is a direct upload's object, which only
     the job, once queued, may delete: a failure here leaves it for the client to try again."""
     try:
-        job = await run_in_threadpool(_create, key, job_id, request, filename, size, source_url)
+        job = await run_in_threadpool(
+            _create_and_queue, storage, key, job_id, request, filename, size, source_url, not from_upload
+        )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key, or for the same upload, won the race.
         if not from_upload:
@@ -199,7 +201,6 @@ async def _create_or_join(
         if winner is None:
             raise
         return winner
-    await run_in_threadpool(_queue_or_withdraw, storage, job, not from_upload)
     return job
 
 
@@ -222,21 +223,37 @@ def _queue_or_withdraw(storage: Storage, job: Job, delete_source: bool) -> None:
         raise
 
 
-def _find_idempotent(key: uuid.UUID | None, idempotency_key: str | None) -> Job | None:
+async def _find_idempotent(key: uuid.UUID | None, idempotency_key: str | None) -> Job | None:
+    if idempotency_key is None:
+        return None  # without a thread hop: most submits have no Idempotency-Key
+    return await run_in_threadpool(_find_idempotent_in_session, key, idempotency_key)
+
+
+def _find_idempotent_in_session(key: uuid.UUID | None, idempotency_key: str) -> Job | None:
     with session_scope() as session:
         return service.find_idempotent(session, key, idempotency_key)
 
 
-def _create(
+async def _check_key_limits(key: uuid.UUID | None, settings: Settings) -> None:
+    if limits_apply(key, settings):
+        await run_in_threadpool(check_key_limits, key, settings)
+
+
+def _create_and_queue(
+    storage: Storage,
     key: uuid.UUID | None,
     job_id: uuid.UUID,
     request: service.JobRequest,
     filename: str | None,
     size: int,
     source_url: str | None,
+    delete_source: bool,
 ) -> Job:
+    """The job's row committed, then its prepare sent: one trip to a worker thread for both."""
     with session_scope() as session:
-        return service.create_job(session, key, job_id, request, filename, size, source_url)
+        job = service.create_job(session, key, job_id, request, filename, size, source_url)
+    _queue_or_withdraw(storage, job, delete_source)
+    return job
 
 
 def load_job(key: uuid.UUID | None, job_id: uuid.UUID) -> Job:
