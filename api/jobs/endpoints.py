@@ -58,10 +58,10 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobOut, openapi_extra=AUTHORIZATION_PARAMETER)
 async def get_job(job_id: uuid.UUID, request: Request) -> Response:
-    """The hot path of every polling client: on Postgres, a job not yet completed is read on the event
-    loop (api/jobs/poll.py); otherwise one thread hop and one query with no transaction around it, the
-    transcript read only once the job is completed (service.job_status). No dependencies: each one is
-    work per request, and a sync one (settings) a thread hop of its own."""
+    # The hot path of every polling client: on Postgres, a job not yet completed is read on the event
+    # loop (api/jobs/poll.py); otherwise one thread hop and one query with no transaction around it, the
+    # transcript read only once the job is completed (service.job_status). No dependencies: each one is
+    # work per request, and a sync one (settings) a thread hop of its own.
     settings = get_settings()
     authorization = request.headers.get("authorization")
 
