@@ -13,7 +13,14 @@ answering `GET /ping` with a small JSON body, each in one uvicorn process. A loa
 - `poll+key`: GET /v1/jobs/{id} with an API key (made after the others: from then on keys are required)
 
 and prints requests/s, p50 and p99 latency, the ratio to the bare endpoint, and the Postgres sessions
-opened per 1,000 requests (pg_stat_database.sessions)."""
+opened per 1,000 requests (pg_stat_database.sessions).
+
+Then one large file (`--upload-mb`, 256 by default) goes up, streamed from disk, three ways: as one PUT straight
+to the S3 server through a presigned URL; as `POST /v1/jobs` through the API, which stores it in 8 MiB parts;
+and in the same parts straight to the S3 server, by the writer the API stores uploads with, run in this
+process. The last is what the parts themselves cost the S3 server: moto_server spends about three times the
+CPU on a multipart upload that it spends on one PUT of the same bytes. It prints MB/s for each, the API's
+ratios to both, and how far the API's peak resident memory rose."""
 
 from __future__ import annotations
 
@@ -26,20 +33,25 @@ import statistics
 import sys
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import httpx
 import psycopg
 from fastapi import FastAPI
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from api.jobs.upload import WRITE_BYTES
 from bench.backlog_platform import PG_ADMIN, Services
 from tests.services import free_port
 from tingxie.keys import create_key
 from tingxie.runner import api_command, spawn
+from tingxie.storage import S3Storage
 
+UPLOAD_ROUNDS = 3
 bare_app = FastAPI()
 
 
@@ -158,6 +170,82 @@ def _sessions(database: str | None) -> int | None:
     return int(row[0]) if row else None
 
 
+@dataclass(frozen=True)
+class UploadSpeed:
+    megabytes: float
+    direct_s: float
+    direct_parts_s: float
+    api_s: float
+    api_peak_growth_mb: float
+
+
+def upload_speed(services: Services, api_port: int, api_pid: int, secret: str, megabytes: int) -> UploadSpeed:
+    """The median of `UPLOAD_ROUNDS` rounds, each one direct PUT and one API upload, after a round not counted:
+    moto_server (and the API) are far slower on their first few hundred MB, while their heaps grow."""
+    path = services.directory / "upload.bin"
+    with path.open("wb") as out:
+        for _ in range(megabytes):
+            out.write(os.urandom(1024 * 1024))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=services.s3_url,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket="bench-direct")
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "bench-direct", "Key": "direct.bin"})
+    api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {secret}"})
+    before = _resident_mb(api_pid, "VmRSS")
+    direct: list[float] = []
+    direct_parts: list[float] = []
+    through_api: list[float] = []
+    for _ in range(UPLOAD_ROUNDS + 1):
+        direct.append(_timed(lambda: _put_direct(url, path)))
+        s3.delete_object(Bucket="bench-direct", Key="direct.bin")
+        direct_parts.append(_timed(lambda: _put_parts(S3Storage(s3, "bench-direct"), path)))
+        s3.delete_object(Bucket="bench-direct", Key="parts.bin")
+        through_api.append(_timed(lambda: _post_job(api, path)))
+    path.unlink()
+    growth = _resident_mb(api_pid, "VmHWM") - before
+    medians = [statistics.median(times[1:]) for times in (direct, direct_parts, through_api)]
+    return UploadSpeed(megabytes, *medians, growth)
+
+
+def _timed(action: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _put_direct(url: str, path: Path) -> None:
+    with path.open("rb") as body:
+        length = {"Content-Length": str(path.stat().st_size)}
+        httpx.put(url, content=body, headers=length, timeout=600).raise_for_status()
+
+
+def _put_parts(storage: S3Storage, path: Path) -> None:
+    writer = storage.writer("parts.bin")
+    with path.open("rb") as body:
+        while block := body.read(WRITE_BYTES):
+            writer.write(block)
+    writer.close()
+
+
+def _post_job(api: httpx.Client, path: Path) -> None:
+    with path.open("rb") as body:
+        answer = api.post("/v1/jobs", files={"file": ("big.wav", body)}, timeout=600)
+    answer.raise_for_status()
+    api.delete(f"/v1/jobs/{answer.json()['id']}").raise_for_status()  # its object too: moto_server keeps all in memory
+
+
+def _resident_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
 def _wait_healthy(port: int, path: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -174,6 +262,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--upload-mb", type=int, default=256, help="size of the large upload; 0 skips it")
     args = parser.parse_args()
     with Services() as services:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | {
@@ -205,11 +294,16 @@ def main() -> int:
             secret, keyed = keyed_job(api_port, services.database_url, wav)
             poll_keyed = get_request(api_port, f"/v1/jobs/{keyed}", secret)
             results.append(drive("poll+key", api_port, poll_keyed, args, services.database))
+            upload = None
+            if args.upload_mb:
+                upload = upload_speed(services, api_port, children[0].pid, secret, args.upload_mb)
         finally:
             for child in children:
                 child.terminate()
                 child.wait(timeout=30)
     report(results, args)
+    if upload is not None:
+        report_upload(upload)
     return 0
 
 
@@ -225,6 +319,17 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         )
     mean = statistics.mean(bare.latencies_ms)
     print(f"(bare mean latency {mean:.1f} ms; goals: poll >= 1500/s, submit >= 200/s, p99 < 50 ms)")
+
+
+def report_upload(upload: UploadSpeed) -> None:
+    print(f"upload of {upload.megabytes:g} MB, streamed from disk")
+    print(f"  one PUT straight to the S3 server:      {upload.megabytes / upload.direct_s:7.1f} MB/s")
+    print(f"  8 MiB parts straight to the S3 server:  {upload.megabytes / upload.direct_parts_s:7.1f} MB/s")
+    print(f"  POST /v1/jobs through the API:          {upload.megabytes / upload.api_s:7.1f} MB/s")
+    print(
+        f"  API / one PUT {upload.direct_s / upload.api_s:.2f} (goal >= 0.8), API / the same parts "
+        f"{upload.direct_parts_s / upload.api_s:.2f}; the API's peak memory rose {upload.api_peak_growth_mb:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ object never becomes visible. botocore errors are translated into `StorageError`
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +24,7 @@ from tingxie.errors import ObjectMissing, StorageError
 from tingxie.settings import Settings, get_settings
 
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB, all but the last
+PARTS_IN_FLIGHT = 2  # parts of one upload sent to S3 at once while the next is received
 SINGLE_PUT_BYTES = 512 * 1024 * 1024  # a direct upload larger than this is sent in parts
 DIRECT_PART_BYTES = 64 * 1024 * 1024
 MAX_PARTS = 10_000  # S3's limit
@@ -290,42 +293,59 @@ class S3Storage:
 
 
 class _S3Writer:
-    """Buffers up to one part, then uploads it; small objects end as a single PUT."""
+    """Buffers up to one part, then hands it to a sender thread and goes on buffering the next; small
+    objects end as a single PUT.
+
+    Sending overlaps receiving: the API reads the next part off the socket while the last one is on its way
+    to S3. At most `PARTS_IN_FLIGHT` parts are being sent at once, and `write` waits for the oldest beyond
+    that, so an upload holds at most `PARTS_IN_FLIGHT + 1` parts in memory however fast its client is."""
 
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         self._client, self._bucket, self._key = client, bucket, key
         self._buffer = bytearray()
         self._upload_id: str | None = None
+        self._sender: ThreadPoolExecutor | None = None
+        self._sending: deque[Future[dict[str, Any]]] = deque()
         self._parts: list[dict[str, Any]] = []
 
     def write(self, data: bytes) -> None:
         self._buffer += data
         if len(self._buffer) >= PART_BYTES:
-            self._flush_part()
+            self._send_part()
 
-    def _flush_part(self) -> None:
-        with storage_errors("write"):
-            if self._upload_id is None:
+    def _send_part(self) -> None:
+        if self._upload_id is None:
+            with storage_errors("write"):
                 created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
-                self._upload_id = created["UploadId"]
-            number = len(self._parts) + 1
-            part = self._client.upload_part(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=bytes(self._buffer),
-            )
-        self._parts.append({"PartNumber": number, "ETag": part["ETag"]})
+            self._upload_id = created["UploadId"]
+            self._sender = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        while len(self._sending) >= PARTS_IN_FLIGHT:
+            self._parts.append(self._sending.popleft().result())
+        assert self._sender is not None
+        number = len(self._parts) + len(self._sending) + 1
+        body = bytes(self._buffer)
         self._buffer.clear()
+        self._sending.append(self._sender.submit(self._upload_part, self._upload_id, number, body))
+
+    def _upload_part(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        with storage_errors("write"):
+            part = self._client.upload_part(
+                Bucket=self._bucket, Key=self._key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+        return {"PartNumber": number, "ETag": part["ETag"]}
 
     def close(self) -> None:
         if self._upload_id is None:
             with storage_errors("write"):
                 self._client.put_object(Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer))
             return
-        if self._buffer:
-            self._flush_part()
+        try:
+            if self._buffer:
+                self._send_part()
+            while self._sending:
+                self._parts.append(self._sending.popleft().result())
+        finally:
+            self._stop_sender()
         with storage_errors("write"):
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
@@ -336,9 +356,19 @@ class _S3Writer:
 
     def abort(self) -> None:
         self._buffer.clear()
+        for sending in self._sending:
+            sending.cancel()
+        # A part already on its way finishes first: S3 aborts an upload only once no part is arriving.
+        self._stop_sender()
+        self._sending.clear()
         if self._upload_id is not None:
             with storage_errors("abort an upload"):
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+
+    def _stop_sender(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
 
 
 def build_storage(settings: Settings) -> Storage:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # defined for type checkers only
 
 MAX_FIELD_BYTES = 64 * 1024  # language, webhook_url, context: text fields, never audio
 MAX_FIELDS = 32  # a form has a handful; thousands would only hold memory
+WRITE_BYTES = 1024 * 1024  # handed to the storage writer at once: one thread hop per MiB, not per socket read
 FILE_FIELD = "file"
 
 
@@ -131,6 +132,7 @@ class _Intake:
         self._open_writer = open_writer
         self._max_bytes = max_bytes
         self._writer: ObjectWriter | None = None
+        self._pending = bytearray()
         self._part: _Part | None = None
         self.result = Upload()
 
@@ -165,11 +167,19 @@ class _Intake:
         self.result.size += len(data)
         if self.result.size > self._max_bytes:
             raise _too_large(self._max_bytes)
-        await run_in_threadpool(self._writer.write, data)
+        self._pending += data
+        if len(self._pending) >= WRITE_BYTES:
+            await self._write_pending(self._writer)
+
+    async def _write_pending(self, writer: ObjectWriter) -> None:
+        data = bytes(self._pending)
+        self._pending.clear()
+        await run_in_threadpool(writer.write, data)
 
     async def _end(self) -> None:
         assert self._part is not None
         if self._writer is not None:
+            await self._write_pending(self._writer)
             await run_in_threadpool(self._writer.close)
             self._writer, self.result.stored = None, True
         else:
@@ -177,6 +187,7 @@ class _Intake:
         self._part = None
 
     async def abort(self) -> None:
+        self._pending.clear()
         if self._writer is not None:
             await run_in_threadpool(self._writer.abort)
             self._writer = None
