@@ -2,7 +2,9 @@
 
 - `POST /api/transcribe`: the seed's JSON API, `{"file": "<base64>", "language": "auto"}` -> `{"text", "language"}`.
 - `POST /v1/audio/transcriptions`: OpenAI's multipart API (`file`, `model`, `language`, `prompt`,
-  `response_format` json|text|srt|vtt|verbose_json).
+  `response_format` json|text|srt|vtt|verbose_json, `timestamp_granularities[]` segment|word). Its errors
+  carry OpenAI's `error.type` beside `code` and `message` (api/errors.py), so OpenAI's clients raise their
+  usual exceptions.
 
 A job that outlives the wait is not lost: the 504 names it, and `GET /v1/jobs/{id}` finishes the story."""
 
@@ -31,6 +33,8 @@ router = APIRouter(tags=["compatibility"])
 
 POLL_SECONDS = 0.25
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES_FIELD = "timestamp_granularities[]"
+GRANULARITIES = ("segment", "word")
 
 
 class SeedRequest(BaseModel):
@@ -70,15 +74,28 @@ async def openai_transcriptions(
         request, settings, storage, key, field_aliases=aliases, defaults=defaults, check_fields=_check_format
     )
     job = await _wait(key, job.id, settings.sync_wait_seconds)
-    return _openai_response(job, fields.get("response_format", "json"))
+    return _openai_response(job, fields.get("response_format", "json"), _granularities(fields))
 
 
 def _check_format(fields: dict[str, str]) -> None:
     if fields.get("response_format", "json") not in RESPONSE_FORMATS:
         raise InvalidRequest(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}", code="invalid_format")
+    unknown = _granularities(fields) - set(GRANULARITIES)
+    if unknown:
+        raise InvalidRequest(
+            f"timestamp_granularities[] must be among {', '.join(GRANULARITIES)}, not {', '.join(sorted(unknown))}",
+            code="invalid_timestamp_granularities",
+        )
 
 
-def _openai_response(job: Job, response_format: str) -> Response:
+def _granularities(fields: dict[str, str]) -> set[str]:
+    """OpenAI's clients send the list as repeated `timestamp_granularities[]` fields (joined by the form
+    parser); segment timestamps are the default."""
+    given = {value.strip() for value in fields.get(GRANULARITIES_FIELD, "").split(",") if value.strip()}
+    return given or {"segment"}
+
+
+def _openai_response(job: Job, response_format: str, granularities: set[str]) -> Response:
     segments = from_rows(job.segments)
     if response_format == "text":
         return PlainTextResponse(job.text or "")
@@ -87,15 +104,18 @@ def _openai_response(job: Job, response_format: str) -> Response:
         return PlainTextResponse(render(segments))
     if response_format == "json":
         return JSONResponse({"text": job.text or ""})
-    return JSONResponse(
-        {
-            "task": "transcribe",
-            "language": _main_language(job),
-            "duration": job.duration_s,
-            "text": job.text or "",
-            "segments": [{"id": number, **segment.as_dict()} for number, segment in enumerate(segments)],
-        }
-    )
+    verbose: dict[str, Any] = {
+        "task": "transcribe",
+        "language": _main_language(job),
+        "duration": job.duration_s,
+        "text": job.text or "",
+    }
+    if "segment" in granularities:
+        verbose["segments"] = [{"id": number, **segment.as_dict()} for number, segment in enumerate(segments)]
+    if "word" in granularities:
+        # No engine gives word times yet: the list is there, as OpenAI's clients expect, and empty.
+        verbose["words"] = []
+    return JSONResponse(verbose)
 
 
 async def _wait(key: uuid.UUID | None, job_id: uuid.UUID, timeout: float) -> Job:

@@ -88,7 +88,12 @@ def cached_caller(settings: Settings, authorization: str | None) -> Caller | Non
     if scheme.lower() != "bearer":
         return None
     key_id = key_cache.key(hash_key(secret.strip()))
-    return None if key_id is None else Caller(key_id)
+    if key_id is not None:
+        return Caller(key_id)
+    # A token that is no key is the local user where keys are not required. Only a lookup can tell a key
+    # from a token that is none, so the cache answers for it only where no key exists at all.
+    no_keys = key_cache.keys_exist() is False and _auth_required_as_far_as_known(settings) is False
+    return Caller(None) if no_keys else None
 
 
 async def _current_key(
@@ -109,15 +114,19 @@ def _looked_up_key(settings: Settings, authorization: str | None) -> uuid.UUID |
 
 
 def resolve_key(session: Session, settings: Settings, authorization: str | None) -> uuid.UUID | None:
+    """An active key's id; else, where keys are not required, None: the local user. A Bearer token that
+    matches no key is the local user too, since OpenAI's clients cannot send a request without one."""
     if authorization is None:
         if _auth_required(session, settings):
             raise Unauthorized(MISSING_KEY)
         return None
     scheme, _, secret = authorization.partition(" ")
     key_id = _active_key_id(session, secret.strip()) if scheme.lower() == "bearer" else None
-    if key_id is None:
-        raise Unauthorized("unknown or revoked API key")
-    return key_id
+    if key_id is not None:
+        return key_id
+    if scheme.lower() == "bearer" and not _auth_required(session, settings):
+        return None
+    raise Unauthorized("unknown or revoked API key")
 
 
 def _active_key_id(session: Session, secret: str) -> uuid.UUID | None:

@@ -1,4 +1,7 @@
-"""One error shape for every failure: {"error": {"code": "...", "message": "..."}}."""
+"""One error shape for every failure: {"error": {"code": "...", "message": "..."}}.
+
+On OpenAI's route (`/v1/audio/…`) the error also carries OpenAI's `type` (and `param`), which its clients
+read to raise their usual exceptions; `code` and `message` stay ours."""
 
 import logging
 
@@ -14,35 +17,59 @@ from tingxie.errors import TingxieError
 log = logging.getLogger(__name__)
 
 
+OPENAI_PATH = "/v1/audio/"
+# OpenAI's error types by status; any other 4xx is an invalid request, any 5xx a server error.
+OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-async def _tingxie_error(_request: Request, exc: Exception) -> JSONResponse:
+def openai_error_type(status: int) -> str:
+    return OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+
+def _respond(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    if not request.url.path.startswith(OPENAI_PATH):
+        return error_response(status, code, message, headers)
+    error = {"code": code, "message": message, "type": openai_error_type(status), "param": None}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def _tingxie_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TingxieError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    return _respond(request, exc.status_code, exc.code, exc.message, exc.headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors())
-    return error_response(422, "invalid_request", problems)
+    return _respond(request, 422, "invalid_request", problems)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+    return _respond(request, exc.status_code, code, str(exc.detail))
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
-    return error_response(503, "database_unavailable", "the database is unreachable; try again shortly")
+    return _respond(request, 503, "database_unavailable", "the database is unreachable; try again shortly")
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+    return _respond(request, 500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -183,8 +183,15 @@ class _Intake:
             await run_in_threadpool(self._writer.close)
             self._writer, self.result.stored = None, True
         else:
-            self.result.fields[self._part.name] = self._part.data.decode("utf-8", "replace")
+            self._add_field(self._part.name, self._part.data.decode("utf-8", "replace"))
         self._part = None
+
+    def _add_field(self, name: str, value: str) -> None:
+        # A list field (`timestamp_granularities[]`, as OpenAI's clients send it) repeats its name: its
+        # values are kept, comma-separated. Any other repeated field: the last one counts.
+        earlier = self.result.fields.get(name)
+        listed = name.endswith("[]") and earlier is not None
+        self.result.fields[name] = f"{earlier},{value}" if listed else value
 
     async def abort(self) -> None:
         self._pending.clear()
