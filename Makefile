@@ -32,6 +32,7 @@ migrate: setup
 
 test: setup
 	bash deploy/local-services.sh
+	bash deploy/browser-deps.sh
 	$(BIN)/pytest
 
 lint: setup

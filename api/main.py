@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api.compat import router as compat_router
@@ -61,6 +62,7 @@ def create_app() -> FastAPI:
     app.add_api_route("/v1/engines", engines, methods=["GET"], tags=["engines"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 
@@ -103,10 +105,13 @@ def engines(settings: SettingsDep) -> dict[str, object]:
     }
 
 
+STATIC = Path(__file__).parent / "static"
+
+
 @cache
 def index() -> str:
-    """The web page: upload a recording, watch progress, read the tagged transcript."""
-    return (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+    """The web page (api/static): upload recordings, follow their jobs, read, play and download transcripts."""
+    return (STATIC / "index.html").read_text(encoding="utf-8")
 
 
 app = create_app()

@@ -1,0 +1,112 @@
+// Interface text in English and Chinese. `{0}`, `{1}` are filled in by `t`.
+"use strict";
+
+const STRINGS = {
+  en: {
+    switchTo: "中文",
+    apiKey: "API key",
+    save: "Save",
+    forget: "Forget",
+    keyHint: "Kept in this browser only and sent as a Bearer token.",
+    keySaved: "API key saved in this browser.",
+    keyForgotten: "API key forgotten.",
+    newJob: "New transcription",
+    drop: "Drop recordings here, or choose files",
+    chosen: "{0} file(s): {1}",
+    language: "Language",
+    auto: "Detect automatically",
+    transcribe: "Transcribe",
+    noFiles: "Choose or drop at least one recording first.",
+    uploading: "Uploading {0} %",
+    queued: "Queued",
+    preparing: "Preparing: {0} chunk(s) cut",
+    processing: "Transcribing: {0} of {1} chunks",
+    completed: "Completed",
+    failed: "Failed: {0}: {1}",
+    canceled: "Canceled",
+    open: "Open",
+    cancel: "Cancel",
+    delete: "Delete",
+    confirmDelete: "Delete this job and its transcript for good?",
+    recent: "Recent jobs",
+    refresh: "Refresh",
+    noJobs: "No jobs yet.",
+    noAudio: "The recording is not in this browser: segments cannot be played.",
+    copyAll: "Copy all",
+    copied: "Transcript copied.",
+    download: "Download",
+    noSegments: "No speech was recognised in this recording.",
+    resultOf: "Transcript: {0}",
+    unauthorized: "The server needs an API key, or the one given is unknown or revoked. Enter it under “API key”. ({0})",
+    tooLarge: "The file is too large for this server: {0}",
+    invalid: "The server refused the request: {0}",
+    rateLimited: "Too many jobs at once for this key: {0}",
+    unavailable: "The server cannot take jobs right now: {0}",
+    network: "The server could not be reached.",
+    error: "Error {0}: {1}",
+  },
+  zh: {
+    switchTo: "English",
+    apiKey: "API 密钥",
+    save: "保存",
+    forget: "清除",
+    keyHint: "只保存在本浏览器中，以 Bearer 令牌发送。",
+    keySaved: "API 密钥已保存在本浏览器中。",
+    keyForgotten: "API 密钥已清除。",
+    newJob: "新建转写",
+    drop: "将录音拖放到这里，或选择文件",
+    chosen: "{0} 个文件：{1}",
+    language: "语言",
+    auto: "自动识别",
+    transcribe: "开始转写",
+    noFiles: "请先选择或拖放至少一个录音文件。",
+    uploading: "上传中 {0}%",
+    queued: "排队中",
+    preparing: "准备中：已切分 {0} 段",
+    processing: "转写中：第 {0} / {1} 段",
+    completed: "已完成",
+    failed: "失败：{0}：{1}",
+    canceled: "已取消",
+    open: "打开",
+    cancel: "取消",
+    delete: "删除",
+    confirmDelete: "确定永久删除此任务及其转写结果？",
+    recent: "最近的任务",
+    refresh: "刷新",
+    noJobs: "还没有任务。",
+    noAudio: "本浏览器中没有这段录音，无法播放片段。",
+    copyAll: "全部复制",
+    copied: "转写文本已复制。",
+    download: "下载",
+    noSegments: "这段录音中没有识别出语音。",
+    resultOf: "转写结果：{0}",
+    unauthorized: "服务器需要 API 密钥，或所给密钥未知或已吊销。请在“API 密钥”中输入。（{0}）",
+    tooLarge: "文件超过了服务器的大小限制：{0}",
+    invalid: "服务器拒绝了请求：{0}",
+    rateLimited: "此密钥同时进行的任务过多：{0}",
+    unavailable: "服务器暂时无法接收任务：{0}",
+    network: "无法连接服务器。",
+    error: "错误 {0}：{1}",
+  },
+};
+
+// Chinese dialects have no names in the browser's Intl tables.
+const DIALECTS = {
+  "zh-anhui": ["Anhui", "安徽话"], "zh-dongbei": ["Dongbei", "东北话"], "zh-fujian": ["Fujian", "福建话"],
+  "zh-gansu": ["Gansu", "甘肃话"], "zh-guizhou": ["Guizhou", "贵州话"], "zh-hebei": ["Hebei", "河北话"],
+  "zh-henan": ["Henan", "河南话"], "zh-hubei": ["Hubei", "湖北话"], "zh-hunan": ["Hunan", "湖南话"],
+  "zh-jiangxi": ["Jiangxi", "江西话"], "zh-ningxia": ["Ningxia", "宁夏话"], "zh-shandong": ["Shandong", "山东话"],
+  "zh-shaanxi": ["Shaanxi", "陕西话"], "zh-shanxi": ["Shanxi", "山西话"], "zh-sichuan": ["Sichuan", "四川话"],
+  "zh-tianjin": ["Tianjin", "天津话"], "zh-yunnan": ["Yunnan", "云南话"], "zh-zhejiang": ["Zhejiang", "浙江话"],
+  "yue-hk": ["Cantonese (Hong Kong)", "粤语（香港）"], "yue-gd": ["Cantonese (Guangdong)", "粤语（广东）"],
+};
+
+function languageName(code, ui) {
+  const dialect = DIALECTS[code];
+  if (dialect) return ui === "zh" ? dialect[1] : `${dialect[0]} (Chinese dialect)`;
+  try {
+    return new Intl.DisplayNames([ui === "zh" ? "zh-CN" : "en"], { type: "language" }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
