@@ -1,7 +1,8 @@
 """The prepare step's audio work, without the database: a source file decoded, planned and stored chunk
-by chunk in one streaming pass. `worker.service.prepare` runs it for a job; `bench/prep.py` measures it."""
+by chunk in one streaming pass. `worker.service.prepare` runs it for a job; `bench/prep.py` measures it;
+`worker.local` runs the same cut (`cut_chunks`) without storing anything."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,15 +43,23 @@ def plan_and_store(
     `key_prefix` as it is cut, so memory holds one chunk of samples whatever the length of the recording.
     `on_progress` hears the seconds decoded so far after every block; `on_chunk` each chunk once it is
     stored, so its transcription can start while the rest of the recording is still being decoded."""
-    planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
     report = DecodeReport()
-    stored: list[StoredChunk] = []
+    stored = _store_audible(cut_chunks(path, settings, report, on_progress), storage, key_prefix, on_chunk)
+    return PreparedAudio(report.seconds, stored, report.warnings())
+
+
+def cut_chunks(
+    path: Path, settings: Settings, report: DecodeReport, on_progress: Callable[[float], None] | None = None
+) -> Iterator[PlannedChunk]:
+    """The recording decoded (a thread ahead) and cut into chunks and windows in pauses, each chunk as soon
+    as it is cut. `on_progress` hears the seconds decoded so far after every block; `report` is complete
+    once the last chunk is out."""
+    planner = ChunkPlanner(settings.chunk_seconds, settings.planned_window_seconds)
     for block in prefetched(decode(path, settings.max_duration_seconds, report)):
-        stored += _store_audible(planner.feed(block), storage, key_prefix, on_chunk)
+        yield from planner.feed(block)
         if on_progress is not None:
             on_progress(planner.total_samples / SAMPLE_RATE)
-    stored += _store_audible(planner.finish(), storage, key_prefix, on_chunk)
-    return PreparedAudio(planner.total_samples / SAMPLE_RATE, stored, report.warnings())
+    yield from planner.finish()
 
 
 def _store_audible(

@@ -1,0 +1,88 @@
+"""`tingxie transcribe`: the whole pipeline in the command's own process, no server, on the embedded
+defaults (the pocketsphinx engine), with real speech."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from tests.corpus import SPEECH, manifest
+from tests.helpers import wer
+
+CLIPS = [manifest()["en/jfk.wav"], manifest()["en/sense_and_sensibility_01_austen_64kb-0870.wav"]]
+SHORT = manifest()["en/goforward.wav"]
+SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n")
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path) -> dict[str, str]:
+    """The default settings, whatever TINGXIE_ variables this test process runs with."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TINGXIE_")}
+    return env | {"TINGXIE_DATA_DIR": str(tmp_path / "data")}
+
+
+def _tingxie(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "tingxie.cli", *args]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _seconds(hours: str, minutes: str, seconds: str, millis: str) -> float:
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1000
+
+
+def srt_cues(text: str) -> list[tuple[int, float, float, str]]:
+    """(number, start, end, text) of each cue; every line of `text` belongs to one."""
+    cues = [
+        (int(match[1]), _seconds(*match.groups()[1:5]), _seconds(*match.groups()[5:9]), match[10])
+        for match in SRT_CUE.finditer(text)
+    ]
+    assert sum(len(cue[3]) for cue in cues) > 0 and text.count(" --> ") == len(cues)
+    return cues
+
+
+def test_two_recordings_in_one_call_give_srt_and_json_for_each(embedded_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [str(clip.path) for clip in CLIPS] + ["--format", "srt", "--format", "json", "--output", str(out)]
+    done = _tingxie(embedded_env, tmp_path, "transcribe", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = [out / f"{clip.path.stem}.{format}" for clip in CLIPS for format in ("srt", "json")]
+    assert done.stdout.splitlines() == [str(path) for path in expected]
+    for clip in CLIPS:
+        cues = srt_cues((out / f"{clip.path.stem}.srt").read_text(encoding="utf-8"))
+        assert [cue[0] for cue in cues] == list(range(1, len(cues) + 1))
+        assert all(start < end <= clip.duration + 0.01 for _, start, end, _ in cues)
+        assert all(earlier[2] <= later[1] for earlier, later in pairwise(cues))
+        body = json.loads((out / f"{clip.path.stem}.json").read_text(encoding="utf-8"))
+        assert body["file"] == clip.path.name and body["languages"] == ["en"]
+        assert body["segments"] and all(segment["text"].strip() for segment in body["segments"])
+        assert [segment["text"] for segment in body["segments"]] == [cue[3] for cue in cues]
+        assert wer(clip.reference, body["text"]) <= 0.6
+
+
+def test_a_file_that_fails_is_reported_and_the_others_are_written(embedded_env: dict[str, str], tmp_path: Path) -> None:
+    """Missing and undecodable files among a good one: their codes on stderr, exit status 1, and the
+    good file's transcript still written, as txt into the current directory by default."""
+    (tmp_path / "noise.wav").write_bytes(os.urandom(4096))
+    done = _tingxie(embedded_env, tmp_path, "transcribe", "missing.wav", str(SHORT.path), "noise.wav")
+    assert done.returncode == 1
+    assert "missing.wav: file_not_found: " in done.stderr
+    assert "noise.wav: invalid_audio: " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.splitlines() == [f"{SHORT.path.stem}.txt"]
+    assert wer(SHORT.reference, (tmp_path / f"{SHORT.path.stem}.txt").read_text().removeprefix("[en] ")) <= 0.5
+    assert sorted(path.name for path in tmp_path.glob("*.txt")) == [f"{SHORT.path.stem}.txt"]
+
+
+def test_a_language_the_api_would_refuse_is_refused_before_any_work(
+    embedded_env: dict[str, str], tmp_path: Path
+) -> None:
+    unknown = _tingxie(embedded_env, tmp_path, "transcribe", "--language", "xx", str(SPEECH / "en" / "jfk.wav"))
+    assert unknown.returncode == 2 and "invalid_language" in unknown.stderr
+    english_only = _tingxie(embedded_env, tmp_path, "transcribe", "--language", "zh", str(SHORT.path))
+    assert english_only.returncode == 2 and "unsupported_language" in english_only.stderr
+    assert not list(tmp_path.glob("*.txt"))
