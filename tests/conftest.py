@@ -3,6 +3,7 @@
 processes. The test process itself is configured like one more worker of the same deployment."""
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -17,11 +18,14 @@ import httpx
 import psycopg
 import pytest
 import redis
+from sqlalchemy import update
 
 from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
 from tests.services import free_port
 from tingxie import migrate
-from tingxie.db import dispose_engines
+from tingxie.db import dispose_engines, session_scope
+from tingxie.keys import hash_key
+from tingxie.models import ApiKey, utcnow
 from tingxie.queue import BROKER_MARK, get_celery
 from tingxie.runner import api_command, gpu_worker_command, spawn, worker_command
 from tingxie.settings import get_settings
@@ -250,6 +254,18 @@ def platform(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFacto
     running = Platform(service_env, tmp_path_factory.mktemp("logs"), gpu_workers=2).start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def key_secret(platform: Platform) -> Iterator[str]:
+    """One key exists for the test's length: from then on the platform requires keys."""
+    secret = f"tx_test_{secrets.token_hex(8)}"
+    with session_scope() as session:
+        key = ApiKey(name="test", key_hash=hash_key(secret))
+        session.add(key)
+    yield secret
+    with session_scope() as session:
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=utcnow()))
 
 
 @pytest.fixture(scope="session")

@@ -3,23 +3,17 @@ subprocesses finding the server and key in TINGXIE_SERVER / TINGXIE_KEY or in fl
 
 import json
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
 
 from tests.conftest import Platform
 from tests.corpus import OSR, manifest
 from tests.helpers import wer
 from tests.services import free_port
 from tests.test_cli_transcribe import srt_cues
-from tingxie.db import session_scope
-from tingxie.keys import hash_key
-from tingxie.models import ApiKey, utcnow
 
 CLIP = manifest()["en/sense_and_sensibility_01_austen_64kb-0870.wav"]
 
@@ -29,18 +23,6 @@ def cli_env(platform: Platform) -> dict[str, str]:
     """A shell on another machine: none of the platform's own settings, only where the server is."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("TINGXIE_")}
     return env | {"TINGXIE_SERVER": platform.url}
-
-
-@pytest.fixture
-def key_secret(platform: Platform) -> Iterator[str]:
-    """One key exists for the test's length: from then on the platform requires keys."""
-    secret = f"tx_cli_{secrets.token_hex(8)}"
-    with session_scope() as session:
-        key = ApiKey(name="cli", key_hash=hash_key(secret))
-        session.add(key)
-    yield secret
-    with session_scope() as session:
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=utcnow()))
 
 
 def _tingxie(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

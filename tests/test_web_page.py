@@ -7,7 +7,6 @@ file over a small configured limit gets the 413 message, a missing key the 401 o
 and phone (390 px) widths are saved under test-artifacts/web/."""
 
 import re
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from sqlalchemy import update
 
 from tests.conftest import Platform, _wait_until
 from tests.corpus import OSR
-from tingxie.db import session_scope
-from tingxie.keys import hash_key
-from tingxie.models import ApiKey, utcnow
 from tingxie.runner import api_command
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
@@ -159,17 +154,6 @@ def test_a_file_over_the_limit_gets_the_413_message(page: Page, small_limit_api:
     message.wait_for(state="visible")
     assert "too large" in message.inner_text() and "100000 bytes" in message.inner_text()
     assert "too large" in page.locator("#active .job .status").inner_text()
-
-
-@pytest.fixture
-def key_secret(platform: Platform) -> Iterator[str]:
-    secret = f"tx_web_{secrets.token_hex(8)}"
-    with session_scope() as session:
-        key = ApiKey(name="web-page", key_hash=hash_key(secret))
-        session.add(key)
-    yield secret
-    with session_scope() as session:
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=utcnow()))
 
 
 def test_a_missing_key_is_asked_for_and_kept_in_the_browser(page: Page, platform: Platform, key_secret: str) -> None:

@@ -3,21 +3,15 @@ on the keyless loopback install (the client always sends a key: one that matches
 and with keys, where a wrong one raises the client's AuthenticationError."""
 
 import re
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from sqlalchemy import update
 
 from tests.conftest import Platform
 from tests.corpus import manifest
 from tests.helpers import wer
-from tingxie.db import session_scope
-from tingxie.keys import hash_key
-from tingxie.models import ApiKey, utcnow
 
 CLIP = manifest()["en/sense_and_sensibility_01_austen_64kb-0870.wav"]
 SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+)")
@@ -88,18 +82,6 @@ def test_other_routes_keep_their_error_shape(platform: Platform) -> None:
 def test_a_token_that_is_no_key_is_the_local_user_on_every_route(platform: Platform) -> None:
     listed = httpx.get(f"{platform.url}/v1/jobs", headers={"Authorization": "Bearer sk-whatever"})
     assert listed.status_code == 200, listed.text
-
-
-@pytest.fixture
-def key_secret(platform: Platform) -> Iterator[str]:
-    """One key exists for the test's length: from then on the platform requires keys."""
-    secret = f"tx_openai_{secrets.token_hex(8)}"
-    with session_scope() as session:
-        key = ApiKey(name="openai-client", key_hash=hash_key(secret))
-        session.add(key)
-    yield secret
-    with session_scope() as session:
-        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=utcnow()))
 
 
 def test_with_keys_the_right_key_transcribes_and_a_wrong_one_is_refused(platform: Platform, key_secret: str) -> None:
