@@ -53,9 +53,9 @@ def transcribe_file(
     if not path.is_file():
         raise JobFailure(f"no such file: {path}", code="file_not_found")
     tracker = _Tracker(check_duration(path, settings.max_duration_seconds), on_progress)
-    report = DecodeReport()
+    report, batch_size = DecodeReport(), _batch_size(engine, settings)
     per_chunk = [
-        _transcribe_chunk(chunk, engine, prompt, _batch_size(engine, settings), tracker)
+        _transcribe_chunk(chunk, engine, prompt, batch_size, tracker)
         for chunk in cut_chunks(path, settings, report, tracker.decoded)
     ]
     tracker.transcribed(report.seconds, windows=0)
