@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from tingxie.errors import TingxieError
 
@@ -67,6 +68,13 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return _respond(request, 503, "database_unavailable", "the database is unreachable; try again shortly")
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # Not a fault of ours: the client hung up mid-body (what it had sent is already discarded). The
+    # answer goes nowhere; 499 is the status proxies log for it.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return _respond(request, 499, "client_disconnected", "the client closed the connection before its body was sent")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return _respond(request, 500, "internal_error", "an unexpected error occurred; it has been logged")
@@ -76,6 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TingxieError, _tingxie_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     # A connection refused, dropped or timed out (not a bad statement, which stays a 500).
     for unavailable in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(unavailable, _database_unavailable)

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # own `retain_days` may shorten it. keep_source=False drops a job's uploaded audio once it completes.
     retention_days: float | None = Field(None, gt=0)
     keep_source: bool = True
+    # Stored objects of a job or upload that has no row, untouched this long, are deleted by the reconciler
+    # (looked for once per this interval): what a request left when its process died between storing the
+    # upload and recording the job, or when a write reached storage after its request had been refused.
+    orphan_after_seconds: float = Field(3600.0, gt=0)
 
     # Webhooks (tingxie/webhooks.py). Deliveries for an API key's jobs are signed with that key's secret;
     # the keyless local mode signs with webhook_secret, or with one generated into data_dir on first use.

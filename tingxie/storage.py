@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -54,12 +55,21 @@ class PresignedUpload:
     multipart_id: str | None = None  # S3's UploadId, completed by `finish_upload`
 
 
+@dataclass(frozen=True)
+class StoredFolder:
+    """The objects under one prefix's next level (`jobs/<id>/`), and when the newest was written."""
+
+    name: str  # the folder's own name: `<id>`
+    last_written: datetime
+
+
 class Storage(Protocol):
     def writer(self, key: str) -> ObjectWriter: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def download(self, key: str, path: Path) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def folders(self, prefix: str) -> list[StoredFolder]: ...
     def check(self) -> None: ...
     # Direct uploads: None when the storage cannot hand out URLs (the local directory: the API takes the PUT).
     def presign_upload(self, key: str, size: int, expires_s: int) -> PresignedUpload | None: ...
@@ -138,6 +148,14 @@ class LocalStorage:
                     _remove(entry)
             _remove_if_empty(folder)
 
+    def folders(self, prefix: str) -> list[StoredFolder]:
+        """Every directory under `prefix`; a write in progress (a `.part-` file) counts as written now."""
+        path = self._path(prefix)
+        with storage_errors("list"):
+            if not path.is_dir():
+                return []
+            return [StoredFolder(entry.name, _newest_write(entry)) for entry in path.iterdir() if entry.is_dir()]
+
     def check(self) -> None:
         with storage_errors("reach the storage directory"):
             if not os.access(self.root, os.W_OK):
@@ -153,6 +171,11 @@ class LocalStorage:
 
     def abort_upload(self, key: str, multipart_id: str | None) -> None:
         self.delete_prefix(key)
+
+
+def _newest_write(folder: Path) -> datetime:
+    times = [entry.stat().st_mtime for entry in folder.rglob("*") if entry.is_file()]
+    return datetime.fromtimestamp(max(times, default=folder.stat().st_mtime), UTC)
 
 
 def _remove(path: Path) -> None:
@@ -287,6 +310,18 @@ class S3Storage:
                 if keys:
                     self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
 
+    def folders(self, prefix: str) -> list[StoredFolder]:
+        """Listed object by object (a delimiter listing gives no times): a page of 1,000 per request.
+        Multipart uploads still in progress are not objects yet, so they are not seen."""
+        newest: dict[str, datetime] = {}
+        with storage_errors("list"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(prefix) :].split("/", 1)[0]
+                    newest[name] = max(newest.get(name, item["LastModified"]), item["LastModified"])
+        return [StoredFolder(name, written) for name, written in newest.items()]
+
     def check(self) -> None:
         with storage_errors("reach the bucket"):
             self.client.head_bucket(Bucket=self.bucket)
@@ -405,8 +440,11 @@ def get_storage() -> Storage:
     return build_storage(get_settings())
 
 
+JOBS_PREFIX = "jobs/"
+
+
 def job_prefix(job_id: object) -> str:
-    return f"jobs/{job_id}/"
+    return f"{JOBS_PREFIX}{job_id}/"
 
 
 def source_key(job_id: object) -> str:

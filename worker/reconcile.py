@@ -13,12 +13,16 @@ It sends webhook attempts whose time has come (retries, and attempts whose messa
 
 It also deletes direct uploads no job was made of once they expire, and finished jobs past their
 retention (TINGXIE_RETENTION_DAYS, or the job's own `retain_days`): storage first, then the rows, so
-nothing with the job's prefix outlives its record.
+nothing with the job's prefix outlives its record. Once every TINGXIE_ORPHAN_AFTER_SECONDS it deletes
+what is stored under `jobs/<id>/` for an id that is neither a job nor an upload and was not written to
+for that long: objects nothing would ever find again.
 
 Work a live lease shows running is left alone. Every task is idempotent and turned away while another
 worker holds its lease, so a message sent twice costs a skipped task at worst, never a wrong result."""
 
 import logging
+import time
+import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TypeVarTuple
@@ -33,7 +37,7 @@ from tingxie.models import Chunk, Job, Upload, utcnow
 from tingxie.queue import PREPARE, broker_lost_messages, enqueue, forget_broker_mark
 from tingxie.settings import get_settings
 from tingxie.states import FINAL_STATES, ChunkStatus, JobStatus
-from tingxie.storage import get_storage, job_prefix, source_key
+from tingxie.storage import JOBS_PREFIX, StoredFolder, get_storage, job_prefix, source_key
 from worker.leases import UNSYNCHRONIZED
 from worker.service import enqueue_chunk, enqueue_finalize, enqueue_unfinished
 
@@ -56,6 +60,7 @@ class Reconciled:
     expired: int = 0  # finished jobs deleted: their retention ran out
     webhooks: int = 0  # webhook attempts sent: retries that came due, attempts lost on the way
     uploads: int = 0  # direct uploads no job was made of, deleted when they expired
+    orphans: int = 0  # stored folders of no job or upload, deleted
 
     @property
     def total(self) -> int:
@@ -80,8 +85,9 @@ def reconcile(now: datetime | None = None) -> Reconciled:
         _expire(now),
         due_webhooks,
         _expire_uploads(now),
+        _orphans_if_due(now),
     )
-    routine = done.expired + done.webhooks + done.uploads
+    routine = done.expired + done.webhooks + done.uploads + done.orphans
     if done.total - routine:
         log.warning("reconciler queued work again: %s", done)
     elif routine:
@@ -243,3 +249,52 @@ def _expire_uploads(now: datetime) -> int:
             session.execute(delete(Upload).where(Upload.id == upload_id))
         deleted += 1
     return deleted
+
+
+_next_orphan_sweep = 0.0  # time.monotonic() of this process's next sweep
+
+
+def _orphans_if_due(now: datetime) -> int:
+    global _next_orphan_sweep
+    if time.monotonic() < _next_orphan_sweep:
+        return 0
+    _next_orphan_sweep = time.monotonic() + get_settings().orphan_after_seconds
+    try:
+        return sweep_orphans(now)
+    except StorageError as exc:
+        log.warning("could not look for orphaned objects: %s", exc)
+        return 0
+
+
+def sweep_orphans(now: datetime) -> int:
+    """Delete the stored folders of ids that are no job and no upload, last written before the cutoff.
+    The age keeps a request that is still between storing its upload and recording its job safe."""
+    storage = get_storage()
+    cutoff = now - timedelta(seconds=get_settings().orphan_after_seconds)
+    named = [_folder_id(folder) for folder in storage.folders(JOBS_PREFIX) if folder.last_written < cutoff]
+    stale = [folder_id for folder_id in named if folder_id is not None]  # other names are not tingxie's
+    deleted = 0
+    for ids in _batches(stale):
+        for orphan in sorted(set(ids) - _owned(ids)):
+            storage.delete_prefix(job_prefix(orphan))
+            log.warning("deleted the stored objects of %s: no job or upload has that id", orphan)
+            deleted += 1
+    return deleted
+
+
+def _folder_id(folder: StoredFolder) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(folder.name)
+    except ValueError:
+        return None
+
+
+def _batches(ids: list[uuid.UUID]) -> list[list[uuid.UUID]]:
+    return [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
+
+
+def _owned(ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    with session_scope() as session:
+        jobs = session.scalars(select(Job.id).where(Job.id.in_(ids))).all()
+        uploads = session.scalars(select(Upload.id).where(Upload.id.in_(ids))).all()
+    return {*jobs, *uploads}
