@@ -46,9 +46,13 @@ def test_submit_wait_writes_the_transcripts(cli_env: dict[str, str], tmp_path: P
     assert transcript["segments"] and wer(CLIP.reference, transcript["text"]) <= 0.5
 
 
-def test_jobs_get_list_transcript_cancel_and_delete(cli_env: dict[str, str]) -> None:
-    completed = json.loads(_ok(_tingxie(cli_env, "submit", str(CLIP.path), "--wait", "--json")))
+def test_jobs_get_list_transcript_cancel_and_delete(cli_env: dict[str, str], tmp_path: Path) -> None:
+    completed = json.loads(_ok(_tingxie(cli_env, "submit", str(CLIP.path), "--wait", "--json", cwd=tmp_path)))
     job_id = completed["id"]
+    # --wait writes the transcript too, as txt into the current directory when no --output is given.
+    assert (tmp_path / f"{CLIP.path.stem}.txt").read_text(encoding="utf-8").strip() == "\n".join(
+        f"[{segment['language']}] {segment['text']}" for segment in completed["segments"]
+    )
     assert completed["status"] == "completed" and completed["filename"] == CLIP.path.name
     assert json.loads(_ok(_tingxie(cli_env, "jobs", "get", job_id, "--json")))["text"] == completed["text"]
     assert "completed" in _ok(_tingxie(cli_env, "jobs", "get", job_id))
