@@ -4,6 +4,7 @@ keys, which are revoked at the end so the loopback platform is open again for ot
 
 import secrets
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -11,15 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
+from api.jobs.service import JobRequest, create_job
 from api.main import create_app
 from tests.conftest import Platform
 from tests.corpus import OSR, SPEECH
 from tests.helpers import FINAL
 from tingxie.db import session_scope
 from tingxie.keys import hash_key
-from tingxie.models import ApiKey, utcnow
+from tingxie.models import ApiKey, Job, utcnow
+from tingxie.queue import BATCH_STEPS, INTERACTIVE_STEPS, MAX_BACKLOG_STEPS
+from tingxie.states import Priority
 
 SHORT = SPEECH / "en" / "jfk.wav"  # 11 s: one chunk
 BACKLOG_JOBS = 3  # of 35.5 s each, three chunks apiece
@@ -79,3 +83,19 @@ def test_an_unknown_priority_is_refused(client: httpx.Client) -> None:
         response = client.post("/v1/jobs", files={"file": (OSR.name, audio)}, data={"priority": "urgent"})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_priority"
+
+
+def test_a_keys_unfinished_jobs_lower_its_next_batch_job_by_at_most_the_backlog_steps(platform: Platform) -> None:
+    with session_scope() as session:
+        key = ApiKey(name="backlog", key_hash=hash_key(f"tx_backlog_{secrets.token_hex(8)}"), revoked_at=utcnow())
+        session.add(key)
+    steps = []
+    for interactive in [False] * (MAX_BACKLOG_STEPS + 3) + [True]:
+        request = JobRequest(priority=Priority.INTERACTIVE if interactive else Priority.BATCH)
+        with session_scope() as session:
+            steps.append(create_job(session, key.id, uuid.uuid4(), request, None, 1).queue_priority)
+    first = BATCH_STEPS[0]
+    assert steps == [first, first + 1, first + 2, first + 3, first + 3, first + 3, INTERACTIVE_STEPS[0]]
+    with session_scope() as session:
+        session.execute(delete(Job).where(Job.api_key_id == key.id))
+        session.execute(delete(ApiKey).where(ApiKey.id == key.id))

@@ -5,14 +5,14 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer
 
 from tingxie import lifecycle, webhooks
 from tingxie.errors import Conflict, InvalidRequest, NotFound
 from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
 from tingxie.models import Job, WebhookDelivery
-from tingxie.queue import job_priority
+from tingxie.queue import MAX_BACKLOG_STEPS, job_priority
 from tingxie.states import JobStatus, Priority
 from tingxie.storage import Storage, job_prefix, source_key
 
@@ -103,9 +103,18 @@ def validate_retain_days(value: str | None, retention_days: float | None) -> flo
 
 
 # Built once: constructing the expression (the IN list's coercion above all) cost more than running it.
+# Only the first MAX_BACKLOG_STEPS rows count toward a priority, so only those are read: a key with
+# thousands of queued jobs costs its next submit no more than one with three.
 _UNFINISHED = Job.status.in_([JobStatus.QUEUED, JobStatus.PROCESSING])
-_UNFINISHED_OF_KEY = select(func.count()).where(Job.api_key_id == bindparam("key_id"), _UNFINISHED)
-_UNFINISHED_KEYLESS = select(func.count()).where(Job.api_key_id.is_(None), _UNFINISHED)
+
+
+def _counted_up_to_backlog_steps(*where: ColumnElement[bool]) -> Select[int]:
+    some = select(Job.id).where(*where).limit(MAX_BACKLOG_STEPS).subquery()
+    return select(func.count()).select_from(some)
+
+
+_UNFINISHED_OF_KEY = _counted_up_to_backlog_steps(Job.api_key_id == bindparam("key_id"), _UNFINISHED)
+_UNFINISHED_KEYLESS = _counted_up_to_backlog_steps(Job.api_key_id.is_(None), _UNFINISHED)
 
 
 def _unfinished_jobs(session: Session, key_id: uuid.UUID | None) -> int:
