@@ -22,7 +22,7 @@ from api.jobs.uploads import router as uploads_router
 from api.key_cache import KeyChangeListener, key_cache
 from api.metrics import metrics
 from api.webhook_secret import router as webhook_secret_router
-from tingxie.languages import SUPPORTED_CODES
+from tingxie.engines import engine_spec
 from tingxie.queue import get_celery
 from tingxie.settings import get_settings
 
@@ -91,17 +91,19 @@ def readyz(session: SessionDep, storage: StorageDep) -> object:
 
 
 def engines(settings: SettingsDep) -> dict[str, object]:
-    """The engine the workers of this deployment load (they share these settings), and its languages."""
-    languages = ["en"] if settings.engine == "pocketsphinx" else sorted(SUPPORTED_CODES)
+    """The engine the workers of this deployment load (they share these settings): its row of the engine
+    table (tingxie/engines.py) with this deployment's settings."""
+    spec = engine_spec(settings.engine)
     return {
-        "engine": settings.engine,
-        "model": settings.model_path or ("en-us (bundled)" if settings.engine == "pocketsphinx" else None),
+        "engine": spec.name,
+        "model": settings.model_path or spec.bundled_model,
         "device": settings.device,
         "dtype": settings.dtype,
         "batch_size": settings.batch_size,
         "chunk_seconds": settings.chunk_seconds,
         "window_seconds": settings.planned_window_seconds,
-        "languages": ["auto", *languages],
+        "languages": ["auto", *sorted(spec.languages)],
+        "word_timestamps": spec.word_timestamps,
     }
 
 

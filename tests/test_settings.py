@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tingxie.settings import ENGINE_WINDOW_LIMITS, Settings
+from tingxie.engines import engine_spec
+from tingxie.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def test_neural_engines_plan_the_configured_window(engine: str) -> None:
 
 
 def test_pocketsphinx_windows_are_capped_where_its_accuracy_holds() -> None:
-    limit = ENGINE_WINDOW_LIMITS["pocketsphinx"]
+    limit = engine_spec("pocketsphinx").window_limit_s
     assert limit < 30
     assert Settings(engine="pocketsphinx").planned_window_seconds == limit
     assert Settings(engine="pocketsphinx", window_seconds=limit / 2).planned_window_seconds == limit / 2

@@ -99,6 +99,19 @@ _API_TO_WHISPER = {api: whisper for whisper, api in _WHISPER_TO_API.items()}
 SUPPORTED_CODES: frozenset[str] = frozenset(_BY_CODE)
 FORCEABLE_CODES: frozenset[str] = frozenset(language.code for language in QWEN_LANGUAGES)
 
+# Whisper's 100 language tokens (large-v3 added "yue"), as transformers' WhisperTokenizer lists them.
+_WHISPER_TOKENS = """
+en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr
+bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn
+yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su
+yue
+"""
+WHISPER_CODES: tuple[str, ...] = tuple(_WHISPER_TOKENS.split())
+WHISPER_API_CODES: frozenset[str] = frozenset(_WHISPER_TO_API.get(code, code) for code in WHISPER_CODES)
+
+# Scripts written without spaces between words: their segments (and words) are joined without a separator.
+UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "km"})
+
 
 def _key(text: str) -> str:
     return " ".join(text.split()).casefold()
@@ -110,11 +123,6 @@ _BY_NAME = {_key(language.qwen_name): language.code for language in _BY_CODE.val
 def normalize_code(code: str) -> str:
     """Return the canonical spelling of an API code ("ZH-Sichuan" -> "zh-sichuan")."""
     return code.strip().lower()
-
-
-def is_supported(code: str) -> bool:
-    """Whether Qwen3-ASR knows this API code."""
-    return normalize_code(code) in SUPPORTED_CODES
 
 
 def lookup(code: str) -> Language:

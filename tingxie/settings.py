@@ -10,16 +10,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EngineName = Literal["pocketsphinx", "qwen3-asr", "whisper"]
+from tingxie.engines import EngineName, engine_spec
 
 GIB = 1024**3
 CPU_AUTO_BATCH_SIZE = 8
 HOUR = 3600.0
-
-# The longest window each engine transcribes well; TINGXIE_WINDOW_SECONDS can only lower it. Pocketsphinx
-# is an HMM decoder whose accuracy falls on long utterances (bench/accuracy.py measures it); the neural
-# engines read a 30 s window at a time.
-ENGINE_WINDOW_LIMITS: dict[str, float] = {"pocketsphinx": 8.0, "qwen3-asr": 30.0, "whisper": 30.0}
 
 
 class Settings(BaseSettings):
@@ -133,7 +128,7 @@ class Settings(BaseSettings):
     @property
     def planned_window_seconds(self) -> float:
         """The model window chunks are cut into: the setting, capped by what the engine handles well."""
-        return min(self.window_seconds, ENGINE_WINDOW_LIMITS[self.engine])
+        return min(self.window_seconds, engine_spec(self.engine).window_limit_s)
 
     @property
     def uses_s3(self) -> bool:

@@ -3,15 +3,13 @@
 import re
 from collections.abc import Iterable, Sequence
 
+from tingxie.languages import UNSPACED_LANGUAGES
 from tingxie.transcript import TranscriptSegment
 from worker.audio.plan import Window, to_absolute
 from worker.engines.base import Segment, Transcription
 
 # C0/C1 control characters (NUL above all, which Postgres cannot store) are never part of a transcript.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-# Scripts written without spaces between words: their segments are joined without a separator.
-UNSPACED_LANGUAGES = frozenset({"zh", "yue", "ja", "th", "lo", "my", "km"})
 
 
 def window_segments(

@@ -9,8 +9,9 @@ from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, defer
 
 from tingxie import lifecycle, webhooks
+from tingxie.engines import KNOWN_CODES, engine_spec
 from tingxie.errors import Conflict, InvalidRequest, NotFound
-from tingxie.languages import SUPPORTED_CODES, is_supported, normalize_code
+from tingxie.languages import normalize_code
 from tingxie.models import Job, WebhookDelivery
 from tingxie.queue import MAX_BACKLOG_STEPS, job_priority
 from tingxie.states import JobStatus, Priority
@@ -31,19 +32,19 @@ class JobRequest:
 
 
 def validate_language(language: str, engine: str) -> str:
+    """ "auto", or the canonical code of a language the configured engine transcribes."""
     language = language.strip() or "auto"
     if language == "auto":
         return language
-    if not is_supported(language):
-        valid = ", ".join(("auto", *sorted(SUPPORTED_CODES)))
-        raise InvalidRequest(f"unknown language {language!r}; valid values: {valid}", code="invalid_language")
-    code = normalize_code(language)
-    if engine == "pocketsphinx" and code != "en":
+    spec, code = engine_spec(engine), normalize_code(language)
+    if spec.accepts(code):
+        return code
+    valid = ", ".join(("auto", *sorted(spec.languages)))
+    if code in KNOWN_CODES:
         raise InvalidRequest(
-            f"the {engine} engine transcribes English only; use language 'auto' or 'en'",
-            code="unsupported_language",
+            f"the {engine} engine does not transcribe {code!r}; valid values: {valid}", code="unsupported_language"
         )
-    return code
+    raise InvalidRequest(f"unknown language {language!r}; valid values: {valid}", code="invalid_language")
 
 
 MAX_IDEMPOTENCY_KEY = 200  # the column's width

@@ -11,6 +11,7 @@ def test_engines_reports_the_configured_engine(client: httpx.Client) -> None:
     assert body["engine"] == "pocketsphinx"
     assert body["languages"] == ["auto", "en"]
     assert body["window_seconds"] == 6
+    assert body["word_timestamps"] is True  # pocketsphinx's row of the engine table
 
 
 def test_a_language_the_engine_cannot_transcribe_is_refused(client: httpx.Client) -> None:

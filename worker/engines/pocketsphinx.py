@@ -8,12 +8,17 @@ from collections.abc import Sequence
 import numpy as np
 from pocketsphinx import Decoder
 
+from tingxie.settings import Settings
 from worker.engines.base import Segment, Transcription
 
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100  # pocketsphinx's default frame rate
 _FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[.*\])$")
 _ALTERNATE = re.compile(r"\(\d+\)$")  # "the(2)": second pronunciation of "the"
+
+
+def build(settings: Settings) -> "PocketsphinxEngine":
+    return PocketsphinxEngine()
 
 
 class PocketsphinxEngine:

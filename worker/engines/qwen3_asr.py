@@ -12,8 +12,16 @@ import torch
 from transformers import AttentionInterface, BatchFeature, Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor
 
 from tingxie.languages import forced_engine_name, from_engine_name, normalize_code
+from tingxie.settings import Settings
 from worker.engines.base import SAMPLE_RATE, WINDOW_SAMPLES, Transcription, as_windows, whole_item
-from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, kv_cache_bytes, resolve_dtype
+from worker.engines.torch_support import (
+    AdaptiveBatcher,
+    TokenBudget,
+    kv_cache_bytes,
+    local_model_path,
+    resolve_device,
+    resolve_dtype,
+)
 
 Components = tuple[Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor]
 
@@ -33,6 +41,14 @@ WINDOWED_ATTENTION = "tingxie_windowed_sdpa_flash"
 
 AUDIO_TOKENS_PER_SECOND = 13  # the encoder's output rate: 390 positions for a 30 s window
 PROMPT_TOKENS = 64  # chat template, language and a short context around the audio
+
+
+def build(settings: Settings) -> Qwen3AsrEngine:
+    static = {"cache_implementation": "static"} if settings.generate_cache == "static" else {}
+    device = resolve_device(settings.device)
+    return Qwen3AsrEngine(
+        local_model_path(settings), device, settings.dtype, settings.starting_batch_size, generate_kwargs=static
+    )
 
 
 class Qwen3AsrEngine:

@@ -1,11 +1,14 @@
 """Builds the configured engine and the batcher in front of it, once per worker process (the first task
 loads them; the tasks of a thread pool that start together wait for that one load)."""
 
+import importlib
 import logging
 import threading
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, cast
 
+from tingxie.engines import engine_spec
 from tingxie.queue import BATCH_STEPS
 from tingxie.settings import Settings, get_settings
 from worker.batching import WindowBatcher
@@ -24,36 +27,13 @@ class BatchedEngine(Protocol):
     def window_bytes(self) -> int: ...
 
 
-def resolve_device(device: str) -> str:
-    """ "auto" is CUDA when a GPU is visible, else the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_engine(settings: Settings) -> Engine:
-    if settings.engine == "pocketsphinx":
-        from worker.engines.pocketsphinx import PocketsphinxEngine
-
-        return PocketsphinxEngine()
-    if not settings.model_path:
-        raise RuntimeError(f"TINGXIE_MODEL_PATH must name a local model directory for {settings.engine}")
-    device = resolve_device(settings.device)
-    batch_size = settings.starting_batch_size
-    engine: Engine
-    if settings.engine == "qwen3-asr":
-        from worker.engines.qwen3_asr import Qwen3AsrEngine
-
-        static = {"cache_implementation": "static"} if settings.generate_cache == "static" else {}
-        engine = Qwen3AsrEngine(settings.model_path, device, settings.dtype, batch_size, generate_kwargs=static)
-    else:
-        from worker.engines.whisper import WhisperEngine
-
-        engine = WhisperEngine(settings.model_path, device, settings.dtype, batch_size)
-    if settings.batch_size == "auto" and device.startswith("cuda"):
-        _fit_batch_to_memory(engine)
+    """The configured engine, from its row of the engine table (tingxie/engines.py)."""
+    module, function = engine_spec(settings.engine).factory.split(":")
+    factory: Callable[[Settings], Engine] = getattr(importlib.import_module(module), function)
+    engine = factory(settings)
+    if settings.batch_size == "auto" and engine.device.startswith("cuda"):
+        _fit_batch_to_memory(cast(BatchedEngine, engine))
     return engine
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import torch
 
+from tingxie.settings import Settings
 from worker.engines.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,20 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
     if dtype is not None:
         return getattr(torch, dtype)
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" is CUDA when a GPU is visible, else the CPU."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def local_model_path(settings: Settings) -> str:
+    """The model directory a torch engine loads; the weights are never downloaded."""
+    if not settings.model_path:
+        raise RuntimeError(f"TINGXIE_MODEL_PATH must name a local model directory for {settings.engine}")
+    return settings.model_path
 
 
 class AdaptiveBatcher:

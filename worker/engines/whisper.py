@@ -11,14 +11,27 @@ import torch
 from transformers import BatchFeature, WhisperForConditionalGeneration, WhisperProcessor
 
 from tingxie.languages import from_whisper_code, normalize_code, to_whisper_code
+from tingxie.settings import Settings
 from worker.engines.base import SAMPLE_RATE, Transcription, as_windows, whole_item
-from worker.engines.torch_support import AdaptiveBatcher, TokenBudget, kv_cache_bytes, resolve_dtype
+from worker.engines.torch_support import (
+    AdaptiveBatcher,
+    TokenBudget,
+    kv_cache_bytes,
+    local_model_path,
+    resolve_device,
+    resolve_dtype,
+)
 
 Components = tuple[WhisperForConditionalGeneration, WhisperProcessor]
 
 DEFAULT_BUDGET = TokenBudget(per_second=8.0, margin=8, cap=440)
 # <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>
 DECODER_PREFIX_TOKENS = 4
+
+
+def build(settings: Settings) -> WhisperEngine:
+    device = resolve_device(settings.device)
+    return WhisperEngine(local_model_path(settings), device, settings.dtype, settings.starting_batch_size)
 
 
 class WhisperEngine:
