@@ -113,8 +113,10 @@ def _openai_response(job: Job, response_format: str, granularities: set[str]) ->
     if "segment" in granularities:
         verbose["segments"] = [{"id": number, **segment.as_dict()} for number, segment in enumerate(segments)]
     if "word" in granularities:
-        # No engine gives word times yet: the list is there, as OpenAI's clients expect, and empty.
-        verbose["words"] = []
+        # Empty from an engine without word times (GET /v1/engines: word_timestamps), as OpenAI's clients expect.
+        verbose["words"] = [
+            {"word": word.text, "start": word.start, "end": word.end} for segment in segments for word in segment.words
+        ]
     return JSONResponse(verbose)
 
 

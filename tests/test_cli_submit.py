@@ -13,7 +13,7 @@ from tests.conftest import Platform
 from tests.corpus import OSR, manifest
 from tests.helpers import wer
 from tests.services import free_port
-from tests.test_cli_transcribe import srt_cues
+from tests.subtitles import srt_cues, words_of
 
 CLIP = manifest()["en/sense_and_sensibility_01_austen_64kb-0870.wav"]
 
@@ -41,7 +41,7 @@ def test_submit_wait_writes_the_transcripts(cli_env: dict[str, str], tmp_path: P
     stdout = _ok(_tingxie(cli_env, "submit", str(CLIP.path), *args))
     assert stdout.splitlines() == [str(out / f"{CLIP.path.stem}.srt"), str(out / f"{CLIP.path.stem}.json")]
     cues = srt_cues((out / f"{CLIP.path.stem}.srt").read_text(encoding="utf-8"))
-    assert [cue[0] for cue in cues] == list(range(1, len(cues) + 1))
+    assert cues and [cue.number for cue in cues] == list(range(1, len(cues) + 1))
     transcript = json.loads((out / f"{CLIP.path.stem}.json").read_text(encoding="utf-8"))
     assert transcript["segments"] and wer(CLIP.reference, transcript["text"]) <= 0.5
 
@@ -61,7 +61,8 @@ def test_jobs_get_list_transcript_cancel_and_delete(cli_env: dict[str, str], tmp
     (row,) = [line for line in _ok(_tingxie(cli_env, "jobs", "list")).splitlines() if job_id in line]
     assert "completed" in row and f"{CLIP.duration:.1f} s" in row and "en" in row.split()
     srt = _ok(_tingxie(cli_env, "jobs", "transcript", job_id, "--format", "srt"))
-    assert [cue[3] for cue in srt_cues(srt)] == [segment["text"] for segment in completed["segments"]]
+    cue_words = words_of([cue.text for cue in srt_cues(srt)])
+    assert cue_words == words_of([segment["text"] for segment in completed["segments"]])
 
     queued = json.loads(_ok(_tingxie(cli_env, "submit", str(OSR), "--json")))  # 35 s: still running when canceled
     assert json.loads(_ok(_tingxie(cli_env, "jobs", "cancel", queued["id"], "--json")))["status"] == "canceled"

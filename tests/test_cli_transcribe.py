@@ -3,7 +3,6 @@ defaults (the pocketsphinx engine), with real speech."""
 
 import json
 import os
-import re
 import subprocess
 import sys
 from itertools import pairwise
@@ -13,10 +12,10 @@ import pytest
 
 from tests.corpus import SPEECH, manifest
 from tests.helpers import wer
+from tests.subtitles import srt_cues, words_of
 
 CLIPS = [manifest()["en/jfk.wav"], manifest()["en/sense_and_sensibility_01_austen_64kb-0870.wav"]]
 SHORT = manifest()["en/goforward.wav"]
-SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n")
 
 
 @pytest.fixture
@@ -31,20 +30,6 @@ def _tingxie(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Completed
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def _seconds(hours: str, minutes: str, seconds: str, millis: str) -> float:
-    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1000
-
-
-def srt_cues(text: str) -> list[tuple[int, float, float, str]]:
-    """(number, start, end, text) of each cue; every line of `text` belongs to one."""
-    cues = [
-        (int(match[1]), _seconds(*match.groups()[1:5]), _seconds(*match.groups()[5:9]), match[10])
-        for match in SRT_CUE.finditer(text)
-    ]
-    assert sum(len(cue[3]) for cue in cues) > 0 and text.count(" --> ") == len(cues)
-    return cues
-
-
 def test_two_recordings_in_one_call_give_srt_and_json_for_each(embedded_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = [str(clip.path) for clip in CLIPS] + ["--format", "srt", "--format", "json", "--output", str(out)]
@@ -54,13 +39,13 @@ def test_two_recordings_in_one_call_give_srt_and_json_for_each(embedded_env: dic
     assert done.stdout.splitlines() == [str(path) for path in expected]
     for clip in CLIPS:
         cues = srt_cues((out / f"{clip.path.stem}.srt").read_text(encoding="utf-8"))
-        assert [cue[0] for cue in cues] == list(range(1, len(cues) + 1))
-        assert all(start < end <= clip.duration + 0.01 for _, start, end, _ in cues)
-        assert all(earlier[2] <= later[1] for earlier, later in pairwise(cues))
+        assert cues and [cue.number for cue in cues] == list(range(1, len(cues) + 1))
+        assert all(cue.start < cue.end <= clip.duration + 0.01 for cue in cues)
+        assert all(earlier.end <= later.start for earlier, later in pairwise(cues))
         body = json.loads((out / f"{clip.path.stem}.json").read_text(encoding="utf-8"))
         assert body["file"] == clip.path.name and body["languages"] == ["en"]
         assert body["segments"] and all(segment["text"].strip() for segment in body["segments"])
-        assert [segment["text"] for segment in body["segments"]] == [cue[3] for cue in cues]
+        assert words_of([segment["text"] for segment in body["segments"]]) == words_of([cue.text for cue in cues])
         assert wer(clip.reference, body["text"]) <= 0.6
 
 

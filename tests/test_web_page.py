@@ -17,11 +17,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import Platform, _wait_until
 from tests.corpus import OSR
+from tests.subtitles import srt_cues
 from tingxie.runner import api_command
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 UPLOAD_BYTES_PER_S = 200_000
-SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+)")
 CLOCK = re.compile(r"^\d\d:\d\d\.\d–\d\d:\d\d\.\d$")
 # Every value the jobs' progress bars take, in order, recorded in the page.
 RECORD_BARS = """() => {
@@ -100,9 +100,9 @@ def test_a_real_clip_from_drop_to_download_and_playback(page: Page, platform: Pl
     assert download.suggested_filename == f"{OSR.stem}.srt"
     srt = Path(download.path()).read_text(encoding="utf-8")
     assert srt == httpx.get(f"{platform.url}/v1/jobs/{job_id}/transcript", params={"format": "srt"}).text
-    cues = SRT_CUE.findall(srt)
-    assert [int(cue[0]) for cue in cues] == list(range(1, segments.count() + 1))
-    assert all(start < end for _, start, end, _ in cues)
+    cues = srt_cues(srt)
+    assert len(cues) >= segments.count() and [cue.number for cue in cues] == list(range(1, len(cues) + 1))
+    assert all(cue.start < cue.end for cue in cues)
 
     page.wait_for_function("document.getElementById('player').readyState >= 1")
     second = segments.nth(1)

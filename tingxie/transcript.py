@@ -1,11 +1,26 @@
 """A transcript's segments in recording time: made by the worker, stored as JSON, rendered by the API.
 
-They stay this type from the moment engine output is placed in the recording (`worker.merge`) until the
-API renders them; the dict form exists only at the database boundary."""
+They stay these types from the moment engine output is placed in the recording (`worker.merge`) until the
+API renders them; the dict form exists only at the database boundary. Rows stored before segments had
+words or speakers read back with none."""
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+
+@dataclass(frozen=True)
+class TranscriptWord:
+    start: float  # seconds from the start of the recording
+    end: float
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "TranscriptWord":
+        return cls(start=row["start"], end=row["end"], text=row["text"])
 
 
 @dataclass(frozen=True)
@@ -14,13 +29,32 @@ class TranscriptSegment:
     end: float
     language: str | None  # API language code; None when the engine could not tell
     text: str
+    words: tuple[TranscriptWord, ...] = ()  # in time order, inside [start, end]; empty when the engine gave none
+    speaker: str | None = None  # "S1", "S2", ... in order of first appearance; None without diarization
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "start": self.start,
+            "end": self.end,
+            "language": self.language,
+            "text": self.text,
+            "speaker": self.speaker,
+            "words": [word.as_dict() for word in self.words],
+        }
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> "TranscriptSegment":
-        return cls(start=row["start"], end=row["end"], language=row["language"], text=row["text"])
+        return cls(
+            start=row["start"],
+            end=row["end"],
+            language=row["language"],
+            text=row["text"],
+            words=tuple(TranscriptWord.from_dict(word) for word in row.get("words") or ()),
+            speaker=row.get("speaker"),
+        )
+
+    def with_speaker(self, speaker: str | None) -> "TranscriptSegment":
+        return replace(self, speaker=speaker)
 
 
 def to_rows(segments: Iterable[TranscriptSegment]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from tingxie.languages import UNSPACED_LANGUAGES
-from tingxie.transcript import TranscriptSegment
+from tingxie.transcript import TranscriptSegment, TranscriptWord
 from worker.audio.plan import Window, to_absolute
 from worker.engines.base import Segment, Transcription
 
@@ -30,12 +30,21 @@ def clean_text(text: str) -> str:
 
 
 def _placed(chunk_start: float, window: Window, segment: Segment) -> TranscriptSegment:
-    end = min(segment.end, window.end - window.start)
+    def at(offset: float) -> float:
+        """A time in the window, in recording time; engines may report past the window's end."""
+        return round(to_absolute(chunk_start, window.start, min(offset, window.end - window.start)), 3)
+
+    words = tuple(
+        TranscriptWord(start=at(word.start), end=at(word.end), text=text)
+        for word in segment.words
+        if (text := clean_text(word.text))
+    )
     return TranscriptSegment(
-        start=round(to_absolute(chunk_start, window.start, segment.start), 3),
-        end=round(to_absolute(chunk_start, window.start, end), 3),
+        start=at(segment.start),
+        end=at(segment.end),
         language=segment.language,
         text=clean_text(segment.text),
+        words=words,
     )
 
 

@@ -67,11 +67,19 @@ class Progress(BaseModel):
     prepared_s: float | None  # seconds of audio prepare has decoded so far (of `duration_s`)
 
 
+class WordOut(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
 class SegmentOut(BaseModel):
     start: float
     end: float
     language: str | None
     text: str
+    speaker: str | None = None  # "S1", "S2", ... when the job was diarized
+    words: list[WordOut] = []  # word times, from engines that give them (GET /v1/engines: word_timestamps)
 
 
 class ErrorOut(BaseModel):

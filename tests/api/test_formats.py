@@ -17,6 +17,13 @@ def test_txt_has_one_tagged_line_per_segment() -> None:
     assert formats.to_txt(SEGMENTS) == "[zh] 你好\n[en] hello there\n"
 
 
+def test_speakers_prefix_every_format() -> None:
+    spoken = [segment.with_speaker(speaker) for segment, speaker in zip(SEGMENTS, ["S1", "S2"], strict=True)]
+    assert formats.to_txt(spoken) == "[S1][zh] 你好\n[S2][en] hello there\n"
+    assert "\n[S1] 你好\n" in formats.to_srt(spoken) and "\n[S2] hello there\n" in formats.to_srt(spoken)
+    assert "\n<v S1>你好\n" in formats.to_vtt(spoken) and "\n<v S2>hello there\n" in formats.to_vtt(spoken)
+
+
 def test_srt_numbers_cues_with_comma_milliseconds() -> None:
     assert formats.to_srt(SEGMENTS) == (
         "1\n00:00:00,500 --> 00:00:02,250\n你好\n\n2\n01:01:01,000 --> 01:01:02,999\nhello there\n\n"
@@ -31,11 +38,15 @@ def test_vtt_has_header_and_dot_milliseconds() -> None:
 
 def test_every_format_over_http(client: httpx.Client) -> None:
     job = wait_for(client, submit(client, OSR).json()["id"])
-    cues = len(job["segments"])
+    segments = job["segments"]
+    assert all(segment["words"] and segment["speaker"] is None for segment in segments)
     srt = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "srt"})
     assert srt.headers["content-type"].startswith("application/x-subrip")
-    assert srt.text.count(" --> ") == cues and srt.text.startswith("1\n")
+    cues = srt.text.count(" --> ")
+    assert cues >= len(segments) and srt.text.startswith("1\n")  # long segments become several cues
     vtt = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "vtt"})
     assert vtt.text.startswith("WEBVTT\n\n") and vtt.text.count(" --> ") == cues
+    as_json = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "json"}).json()
+    assert as_json["segments"] == segments
     bad = client.get(f"/v1/jobs/{job['id']}/transcript", params={"format": "docx"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"

@@ -2,7 +2,6 @@
 on the keyless loopback install (the client always sends a key: one that matches none is the local user)
 and with keys, where a wrong one raises the client's AuthenticationError."""
 
-import re
 from pathlib import Path
 
 import httpx
@@ -12,9 +11,9 @@ import pytest
 from tests.conftest import Platform
 from tests.corpus import manifest
 from tests.helpers import wer
+from tests.subtitles import srt_cues
 
 CLIP = manifest()["en/sense_and_sensibility_01_austen_64kb-0870.wav"]
-SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+)")
 
 
 def _client(platform: Platform, key: str) -> openai.OpenAI:
@@ -43,9 +42,9 @@ def test_text_srt_and_vtt_come_back_as_strings(keyless: openai.OpenAI) -> None:
     assert isinstance(text, str) and wer(CLIP.reference, text) <= 0.5
     srt = _transcribe(keyless, CLIP.path, response_format="srt")
     assert isinstance(srt, str)
-    cues = SRT_CUE.findall(srt)
-    assert cues and [int(cue[0]) for cue in cues] == list(range(1, len(cues) + 1))
-    assert all(start < end for _, start, end, _ in cues)
+    cues = srt_cues(srt)
+    assert cues and [cue.number for cue in cues] == list(range(1, len(cues) + 1))
+    assert all(cue.start < cue.end for cue in cues)
     vtt = _transcribe(keyless, CLIP.path, response_format="vtt")
     assert isinstance(vtt, str) and vtt.startswith("WEBVTT\n\n") and " --> " in vtt
 
@@ -58,9 +57,12 @@ def test_verbose_json_with_both_granularities(keyless: openai.OpenAI) -> None:
     assert verbose.language == "en" and verbose.duration == pytest.approx(CLIP.duration, abs=0.1)
     assert verbose.segments and [segment.id for segment in verbose.segments] == list(range(len(verbose.segments)))
     assert all(0 <= segment.start < segment.end <= verbose.duration + 0.01 for segment in verbose.segments)
-    assert verbose.words == []  # requested, and no engine gives word times yet
+    # pocketsphinx gives word times: the client parses them into its own TranscriptionWord objects.
+    assert verbose.words and wer(CLIP.reference, " ".join(word.word for word in verbose.words)) <= 0.5
+    starts = [word.start for word in verbose.words]
+    assert starts == sorted(starts) and all(word.start < word.end <= verbose.duration for word in verbose.words)
     words_only = _transcribe(keyless, CLIP.path, response_format="verbose_json", timestamp_granularities=["word"])
-    assert words_only.segments is None and words_only.words == []  # type: ignore[attr-defined]
+    assert words_only.segments is None and words_only.words == verbose.words  # type: ignore[attr-defined]
 
 
 def test_bad_input_raises_the_clients_own_exceptions_with_openai_error_types(keyless: openai.OpenAI) -> None:

@@ -22,6 +22,10 @@ def test_transcribes_english_with_word_times() -> None:
     assert wer(clip.reference, result.text) < 0.4, result.text
     [segment] = result.segments
     assert 0 <= segment.start < segment.end <= clip.duration
+    assert " ".join(word.text for word in segment.words) == segment.text
+    assert segment.words[0].start == segment.start and segment.words[-1].end == segment.end
+    assert all(a.end <= b.start for a, b in zip(segment.words, segment.words[1:], strict=False))
+    assert all(word.start < word.end for word in segment.words)
 
 
 @pytest.mark.parametrize("name", ["en/spk1_snt4.wav", "en/jfk.flac"])

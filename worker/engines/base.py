@@ -14,11 +14,19 @@ WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE
 
 
 @dataclass(frozen=True)
+class Word:
+    start: float  # seconds, relative to the start of the audio item given to the engine
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
     start: float  # seconds, relative to the start of the audio item given to the engine
     end: float
     text: str
     language: str | None  # API language code ("en", "zh", "yue", ...), None when unknown
+    words: tuple[Word, ...] = ()  # in time order; empty from engines without word times
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 from pocketsphinx import Decoder
 
 from tingxie.settings import Settings
-from worker.engines.base import Segment, Transcription
+from worker.engines.base import Segment, Transcription, Word
 
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100  # pocketsphinx's default frame rate
@@ -42,14 +42,18 @@ class PocketsphinxEngine:
         self._decoder.start_utt()
         self._decoder.process_raw(pcm, full_utt=True)
         self._decoder.end_utt()
-        words = [
-            (_ALTERNATE.sub("", seg.word), seg.start_frame, seg.end_frame)
+        duration = len(samples) / SAMPLE_RATE
+        words = tuple(
+            Word(
+                start=seg.start_frame / FRAMES_PER_SECOND,
+                end=min((seg.end_frame + 1) / FRAMES_PER_SECOND, duration),
+                text=_ALTERNATE.sub("", seg.word),
+            )
             for seg in self._decoder.seg()
             if not _FILLERS.match(seg.word)
-        ]
+        )
         if not words:
             return Transcription(language="en", text="", segments=())
-        text = " ".join(word for word, _, _ in words)
-        start, end = words[0][1] / FRAMES_PER_SECOND, (words[-1][2] + 1) / FRAMES_PER_SECOND
-        segment = Segment(start=start, end=min(end, len(samples) / SAMPLE_RATE), text=text, language="en")
+        text = " ".join(word.text for word in words)
+        segment = Segment(start=words[0].start, end=words[-1].end, text=text, language="en", words=words)
         return Transcription(language="en", text=text, segments=(segment,))
