@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tingxie.languages import UNSPACED_LANGUAGES
+from tingxie.languages import is_spaced, space_between
 from tingxie.transcript import TranscriptSegment, TranscriptWord
 
 MAX_CUE_SECONDS = 7.0
@@ -43,7 +43,7 @@ def subtitle_cues(segments: Sequence[TranscriptSegment]) -> list[Cue]:
 
 
 def _segment_cues(segment: TranscriptSegment) -> list[Cue]:
-    spaced = segment.language not in UNSPACED_LANGUAGES
+    spaced = is_spaced(segment.language)
     whole = _wrapped(_tokens(segment.text, spaced), spaced)
     if whole is not None and segment.end - segment.start <= MAX_CUE_SECONDS:
         return [Cue(segment.start, segment.end, whole, segment.speaker)]
@@ -113,7 +113,7 @@ def _layout(tokens: Sequence[str], spaced: bool) -> tuple[str, list[tuple[int, i
     text, breaks = "", []
     for token in tokens:
         if text:
-            space = spaced or _latin_pair(text[-1], token[0])
+            space = space_between(text, token, spaced)
             breaks.append((len(text), len(text) + space))
             text += " " if space else ""
         text += token
@@ -122,11 +122,6 @@ def _layout(tokens: Sequence[str], spaced: bool) -> tuple[str, list[tuple[int, i
 
 def _joined(tokens: Sequence[str], spaced: bool) -> str:
     return _layout(tokens, spaced)[0]
-
-
-def _latin_pair(before: str, after: str) -> bool:
-    """Latin words inside Chinese or Japanese text keep the space between them."""
-    return before.isascii() and before.isalnum() and after.isascii() and after.isalnum()
 
 
 def _tokens(text: str, spaced: bool) -> list[str]:

@@ -22,7 +22,7 @@ from api.jobs.uploads import router as uploads_router
 from api.key_cache import KeyChangeListener, key_cache
 from api.metrics import metrics
 from api.webhook_secret import router as webhook_secret_router
-from tingxie.engines import engine_spec
+from tingxie.engines import engine_spec, speaker_encoder_weights
 from tingxie.queue import get_celery
 from tingxie.settings import get_settings
 
@@ -104,6 +104,11 @@ def engines(settings: SettingsDep) -> dict[str, object]:
         "window_seconds": settings.planned_window_seconds,
         "languages": ["auto", *sorted(spec.languages)],
         "word_timestamps": spec.word_timestamps,
+        # Speaker labels: whether the workers can give them, and whether a job gets them when it does not say.
+        "diarization": {
+            "available": speaker_encoder_weights(settings.speaker_encoder_path) is not None,
+            "default": settings.diarization,
+        },
     }
 
 

@@ -85,8 +85,9 @@ def wait_for(client: httpx.Client, job_id: str, timeout: float = 180) -> dict[st
     raise AssertionError(f"job {job_id} did not finish within {timeout} s: {job}")
 
 
-def stored_job(source: Path, language: str = "auto", context: str | None = None) -> uuid.UUID:
-    """A queued job whose source is in storage, as the API leaves it, for tests that run the worker steps."""
+def stored_job(source: Path, language: str = "auto", context: str | None = None, **columns: Any) -> uuid.UUID:
+    """A queued job whose source is in storage, as the API leaves it, for tests that run the worker steps
+    (`columns`: more of the job's columns, as the API would set them)."""
     job_id = uuid.uuid4()
     key = f"jobs/{job_id}/source"
     get_storage().put_bytes(key, source.read_bytes())
@@ -99,6 +100,7 @@ def stored_job(source: Path, language: str = "auto", context: str | None = None)
                 source_bytes=source.stat().st_size,
                 language=language,
                 context=context,
+                **columns,
             )
         )
     return job_id

@@ -5,7 +5,9 @@ and one row here.
 The factory is named as `module:function` rather than imported, so the API (which never loads a model)
 does not import torch or transformers."""
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from tingxie.languages import SUPPORTED_CODES, WHISPER_API_CODES, normalize_code
@@ -62,3 +64,15 @@ KNOWN_CODES: frozenset[str] = frozenset().union(*(spec.languages for spec in ENG
 
 def engine_spec(name: str) -> EngineSpec:
     return ENGINES[name]
+
+
+def speaker_encoder_weights(speaker_encoder_path: Path | None) -> Path | None:
+    """The speaker encoder's weights for diarization: the configured file, else the one the resemblyzer
+    wheel ships (`pretrained.pt`), found without importing the package; None when there is neither."""
+    if speaker_encoder_path is not None:
+        return speaker_encoder_path
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = Path(spec.origin).parent / "pretrained.pt"
+    return bundled if bundled.is_file() else None

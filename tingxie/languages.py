@@ -7,6 +7,7 @@ and "zh-<region>" / "yue-<region>" for the Chinese dialects Qwen3-ASR recognises
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -170,3 +171,24 @@ def from_whisper_code(whisper_code: str | None) -> str | None:
         return None
     code = normalize_code(whisper_code)
     return _WHISPER_TO_API.get(code, code)
+
+
+def is_spaced(language: str | None) -> bool:
+    """Whether the language's script puts spaces between words."""
+    return language not in UNSPACED_LANGUAGES
+
+
+def space_between(before: str, after: str, spaced: bool) -> bool:
+    """Whether two words are written with a space between them: always in a spaced script; in an unspaced
+    one only between two Latin words or numbers ("用 Python 3")."""
+    if spaced:
+        return True
+    last, first = before[-1:], after[:1]
+    return last.isascii() and last.isalnum() and first.isascii() and first.isalnum()
+
+
+def join_words(words: Sequence[str], language: str | None) -> str:
+    spaced, text = is_spaced(language), ""
+    for word in words:
+        text += (" " if text and space_between(text, word, spaced) else "") + word
+    return text

@@ -97,6 +97,13 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[dict[str, str]] | None] = mapped_column(Json)  # [{code, message}] from prepare
+    # Diarization: None (not asked for), "pending", "done" or "failed"; the client's speaker count, if any;
+    # the turns found ([{start, end, speaker}]), which finalize puts on the segments.
+    diarization: Mapped[str | None] = mapped_column(String(16))
+    speakers: Mapped[int | None] = mapped_column(SmallInteger)
+    min_speakers: Mapped[int | None] = mapped_column(SmallInteger)
+    max_speakers: Mapped[int | None] = mapped_column(SmallInteger)
+    speaker_turns: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]

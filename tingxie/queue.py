@@ -1,7 +1,7 @@
 """The Celery application and the one way to enqueue work: after the current transaction commits.
 
 Task names are constants so the API can enqueue without importing the worker (and its engines). Queues:
-`cpu` (prepare, finalize, webhook deliveries) and `gpu` (transcribe). Postgres stays the source of truth:
+`cpu` (prepare, diarize, finalize, webhook deliveries) and `gpu` (transcribe). Postgres stays the source of truth:
 a lost message is re-enqueued by the reconciler (worker/reconcile.py), and every task is idempotent.
 
 Order is the Redis transport's priority steps, not a scheduler of our own: each queue is ten Redis lists,
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PREPARE = "tingxie.prepare"
 TRANSCRIBE = "tingxie.transcribe"
 FINALIZE = "tingxie.finalize"
+DIARIZE = "tingxie.diarize"
 RECONCILE = "tingxie.reconcile"
 DELIVER_WEBHOOK = "tingxie.deliver_webhook"
 
@@ -41,6 +42,7 @@ QUEUE_OF = {
     PREPARE: CPU_QUEUE,
     TRANSCRIBE: GPU_QUEUE,
     FINALIZE: CPU_QUEUE,
+    DIARIZE: CPU_QUEUE,
     RECONCILE: CPU_QUEUE,
     DELIVER_WEBHOOK: CPU_QUEUE,
 }

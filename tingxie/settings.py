@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Chunks a GPU worker holds at once (its Celery thread pool): enough to fill a call while others load.
     transcribe_concurrency: int = Field(16, ge=1)
 
+    # Speaker labels (worker/diarization): the default for jobs that do not say (`diarize`), and the
+    # speaker encoder's weights (None: the ones the resemblyzer wheel ships).
+    diarization: Literal["off", "on"] = "off"
+    speaker_encoder_path: Path | None = None
+
     # Audio pipeline.
     chunk_seconds: float = Field(300.0, ge=1)  # queue chunk: unit of parallelism and retry
     window_seconds: float = Field(30.0, ge=1, le=30)  # upper bound on the model window; see planned_window_seconds

@@ -28,3 +28,12 @@ class Priority(StrEnum):
 class ChunkStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
+
+
+class Diarization(StrEnum):
+    """A job's speaker labelling, when it was asked for: its own step beside transcription. A failure
+    never costs the transcript: the job completes without speakers and with a `diarization_failed` warning."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"

@@ -57,6 +57,22 @@ class TranscriptSegment:
         return replace(self, speaker=speaker)
 
 
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch of the recording one speaker holds, as diarization found it."""
+
+    start: float  # seconds from the start of the recording
+    end: float
+    speaker: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "speaker": self.speaker}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "SpeakerTurn":
+        return cls(start=row["start"], end=row["end"], speaker=row["speaker"])
+
+
 def to_rows(segments: Iterable[TranscriptSegment]) -> list[dict[str, Any]]:
     return [segment.as_dict() for segment in segments]
 

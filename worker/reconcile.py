@@ -39,7 +39,7 @@ from tingxie.settings import get_settings
 from tingxie.states import FINAL_STATES, ChunkStatus, JobStatus
 from tingxie.storage import JOBS_PREFIX, StoredFolder, get_storage, job_prefix, source_key
 from worker.leases import UNSYNCHRONIZED
-from worker.service import enqueue_chunk, enqueue_finalize, enqueue_unfinished
+from worker.service import enqueue_chunk, enqueue_diarize_unless_running, enqueue_finalize, enqueue_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ def _expired_prepares(session: Session, now: datetime) -> int:
         _clear_lease(session, Job, Job.id == job.id)
         if job.chunks_total is None:
             enqueue(session, PREPARE, str(job.id), priority=job.queue_priority)
+        else:
+            enqueue_diarize_unless_running(session, job)  # the lease was diarize's
     return len(jobs)
 
 
@@ -134,6 +136,7 @@ def _unfinalized(session: Session, now: datetime) -> int:
     ).all()
     for job in jobs:
         enqueue_finalize(session, job)
+        enqueue_diarize_unless_running(session, job)  # finalize waits for it: handed back, it is sent again
         job.updated_at = now  # not again until another lease period passes
     return len(jobs)
 

@@ -1,4 +1,5 @@
-"""The pipeline over the database: prepare -> transcribe (per chunk) -> finalize.
+"""The pipeline over the database: prepare -> transcribe (per chunk) -> finalize, with diarize beside
+the transcription when the job asked for speaker labels (finalize waits for it).
 
 Each step reloads state by id, exits quietly when the job is gone or already past it, keeps its
 transactions short (nothing is held open while audio is decoded or the model runs) and only then writes,
@@ -16,17 +17,22 @@ from sqlalchemy.orm import Session
 
 from tingxie import lifecycle
 from tingxie.db import session_scope
+from tingxie.errors import JobWarning
 from tingxie.models import Chunk, Job, utcnow
-from tingxie.queue import FINALIZE, PREPARE, TRANSCRIBE, chunk_priority, enqueue
+from tingxie.queue import DIARIZE, FINALIZE, PREPARE, TRANSCRIBE, chunk_priority, enqueue
 from tingxie.settings import get_settings
-from tingxie.states import ChunkStatus, JobStatus
+from tingxie.states import ChunkStatus, Diarization, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
-from tingxie.transcript import TranscriptSegment, from_rows, to_rows
+from tingxie.transcript import SpeakerTurn, TranscriptSegment, from_rows, to_rows
 from worker.audio.decode import check_duration
 from worker.audio.plan import Window, window_audio
 from worker.audio.prepare import PreparedAudio, StoredChunk, plan_and_store
 from worker.audio.wavio import decode_wav
 from worker.batching import Prompt
+from worker.diarization.clustering import MAX_SPEAKERS, SpeakerCount
+from worker.diarization.diarize import Diarizer
+from worker.diarization.encoder import speaker_encoder
+from worker.diarization.labels import with_speakers
 from worker.engines.registry import get_batcher
 from worker.fetch import fetch_into
 from worker.leases import Lease, get_lease_keeper
@@ -174,6 +180,8 @@ def _record_plan(session: Session, job: Job, plan: PreparedAudio) -> None:
         .values(chunks_total=len(plan.chunks), chunks_cut=len(plan.chunks))
         .returning(Job.chunks_done, Job.chunks_total)
     ).one()
+    if job.diarization == Diarization.PENDING:
+        enqueue(session, DIARIZE, str(job.id), priority=job.queue_priority)
     _finalize_if_complete(session, job, done, total)
 
 
@@ -195,6 +203,16 @@ def enqueue_unfinished(session: Session, job: Job) -> None:
             enqueue_chunk(session, job.id, index, job.queue_priority)
     if job.chunks_total is not None and not unfinished:
         enqueue_finalize(session, job)
+    enqueue_diarize_unless_running(session, job)
+
+
+def enqueue_diarize_unless_running(session: Session, job: Job) -> None:
+    """Queue the job's diarization again if it is still to be done and no live lease shows it running."""
+    if job.diarization != Diarization.PENDING or job.chunks_total is None:
+        return
+    running = session.scalar(select(exists().where(Job.id == job.id, Job.lease_expires_at >= utcnow())))
+    if not running:
+        enqueue(session, DIARIZE, str(job.id), priority=job.queue_priority)
 
 
 # --- transcribe ----------------------------------------------------------------------------------------
@@ -287,6 +305,76 @@ def enqueue_finalize(session: Session, job: Job) -> None:
     enqueue(session, FINALIZE, str(job.id), priority=job.queue_priority)
 
 
+# --- diarize -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiarizeWork:
+    chunks: tuple[tuple[float, str], ...]  # each stored chunk's start in the recording and its audio, in order
+    count: SpeakerCount
+    lease: Lease  # the job's own: prepare, which held it before, is over
+
+
+def diarize(job_id: uuid.UUID) -> None:
+    """Who spoke when, from the stored chunks, under the job's lease; the turns are recorded once, and
+    finalize (which waits for them) is queued if every chunk is transcribed by then."""
+    work = _diarize_work(job_id)
+    if work is None:
+        return
+    keeper = get_lease_keeper()
+    with keeper.holding(work.lease):
+        turns = _speaker_turns(work)
+        with session_scope() as session:
+            keeper.clear(session, work.lease)
+            job = _lock_active_job(session, job_id)
+            if job is None or job.diarization != Diarization.PENDING:
+                return
+            job.speaker_turns = [turn.as_dict() for turn in turns]
+            job.diarization = Diarization.DONE
+            log.info("job %s: %d speaker turns", job_id, len(turns))
+            _finalize_if_complete(session, job, job.chunks_done, job.chunks_total)
+
+
+def _diarize_work(job_id: uuid.UUID) -> DiarizeWork | None:
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is None or job.diarization != Diarization.PENDING or job.chunks_total is None:
+            return None
+        lease = get_lease_keeper().take(session, job_id)
+        if lease is None:
+            return None  # another worker is diarizing it
+        chunks = session.execute(
+            select(Chunk.start_s, Chunk.audio_key).where(Chunk.job_id == job_id).order_by(Chunk.index)
+        ).all()
+        count = SpeakerCount(
+            exactly=job.speakers, at_least=job.min_speakers or 1, at_most=job.max_speakers or MAX_SPEAKERS
+        )
+        return DiarizeWork(tuple((start, key) for start, key in chunks), count, lease)
+
+
+def _speaker_turns(work: DiarizeWork) -> list[SpeakerTurn]:
+    """One stored chunk at a time through the diarizer: memory holds one chunk's samples and the pieces'
+    embeddings, whatever the recording's length."""
+    diarizer = Diarizer(speaker_encoder(get_settings()))
+    storage = get_storage()
+    for start, audio_key in work.chunks:
+        diarizer.add(start, decode_wav(storage.get_bytes(audio_key)))
+    return diarizer.turns(work.count)
+
+
+def diarization_failed(job_id: uuid.UUID, message: str) -> None:
+    """The transcript goes on without speakers: the job completes with a `diarization_failed` warning."""
+    with session_scope() as session:
+        job = _lock_active_job(session, job_id)
+        if job is None or job.diarization != Diarization.PENDING:
+            return
+        log.warning("job %s: diarization failed, completing without speakers: %s", job_id, message)
+        job.diarization = Diarization.FAILED
+        warning = JobWarning("diarization_failed", f"no speaker labels: {message}")
+        job.warnings = [*(job.warnings or []), warning.as_dict()]
+        _finalize_if_complete(session, job, job.chunks_done, job.chunks_total)
+
+
 # --- finalize and failure ------------------------------------------------------------------------------
 
 
@@ -300,7 +388,11 @@ def finalize(job_id: uuid.UUID) -> None:
         chunks = session.scalars(select(Chunk).where(Chunk.job_id == job_id).order_by(Chunk.index)).all()
         if any(chunk.status != ChunkStatus.DONE for chunk in chunks):
             return  # a late duplicate of finalize; the last chunk enqueues it again
+        if job.diarization == Diarization.PENDING:
+            return  # the end of diarize enqueues finalize
         segments = merge_segments(from_rows(chunk.segments) for chunk in chunks)
+        if job.diarization == Diarization.DONE:
+            segments = with_speakers(segments, [SpeakerTurn.from_dict(row) for row in job.speaker_turns or []])
         job.segments = to_rows(segments)
         job.text = join_text(segments)
         job.languages = detected_languages(segments)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from tingxie import webhooks
 from tingxie.errors import BrokerUnavailable, JobFailure, StorageError
-from tingxie.queue import DELIVER_WEBHOOK, FINALIZE, PREPARE, RECONCILE, TRANSCRIBE, get_celery
+from tingxie.queue import DELIVER_WEBHOOK, DIARIZE, FINALIZE, PREPARE, RECONCILE, TRANSCRIBE, get_celery
 from worker import reconcile as reconciler
 from worker import service
 from worker.leases import get_lease_keeper
@@ -34,12 +34,22 @@ MAX_RETRIES = 5
 RETRY_BASE_SECONDS = 5
 
 
-def _run(task: Task, job_id: str, step: Callable[..., None], *args: Any) -> None:
+def _run(
+    task: Task,
+    job_id: str,
+    step: Callable[..., None],
+    *args: Any,
+    on_failure: Callable[[uuid.UUID, str], None] | None = None,
+) -> None:
+    """Run a step; `on_failure(job, message)`, when given, stands in for failing the job."""
     job = uuid.UUID(job_id)
     try:
         step(job, *args)
     except JobFailure as exc:
-        service.fail(job, exc.code, exc.message)
+        if on_failure is not None:
+            on_failure(job, exc.message)
+        else:
+            service.fail(job, exc.code, exc.message)
     except TRANSIENT as exc:
         if task.request.retries >= MAX_RETRIES:
             log.warning("%s for job %s handed back after %d retries: %s", task.name, job_id, MAX_RETRIES, exc)
@@ -50,7 +60,10 @@ def _run(task: Task, job_id: str, step: Callable[..., None], *args: Any) -> None
             log.warning("%s for job %s handed back: the worker is shutting down (%r)", task.name, job_id, exc)
             return
         log.exception("%s failed for job %s", task.name, job_id)
-        service.fail(job, "internal_error", f"{type(exc).__name__}: {exc}")
+        if on_failure is not None:
+            on_failure(job, f"{type(exc).__name__}: {exc}")
+        else:
+            service.fail(job, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
 def _shutting_down() -> bool:
@@ -65,6 +78,13 @@ def prepare(self: Task, job_id: str) -> None:
 @app.task(name=TRANSCRIBE, bind=True, max_retries=MAX_RETRIES)
 def transcribe(self: Task, job_id: str, index: str) -> None:
     _run(self, job_id, service.transcribe, int(index))
+
+
+@app.task(name=DIARIZE, bind=True, max_retries=MAX_RETRIES)
+def diarize(self: Task, job_id: str) -> None:
+    """Speaker labels never cost the transcript: a failure here (other than a transient one, which is
+    retried and handed back like any step's) completes the job without them, with a warning."""
+    _run(self, job_id, service.diarize, on_failure=service.diarization_failed)
 
 
 @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES)

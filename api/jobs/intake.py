@@ -169,6 +169,7 @@ async def _job_request(fields: dict[str, str], idempotency_key: str | None, sett
         idempotency_key=idempotency_key,
         priority=service.validate_priority(fields.get("priority", Priority.BATCH)),
         retain_days=service.validate_retain_days(fields.get("retain_days"), settings.retention_days),
+        speakers=service.validate_speakers(fields, settings.diarization == "on"),
     )
 
 

@@ -39,7 +39,9 @@ POOL_MAX = 20  # polls are short: twenty at once keep a 2-core API busy, and Pos
 # A poll waits no longer for a connection of this pool (all busy, or the database gone) before it takes
 # the session path, which has its own pool and answers 503 when the database is down.
 POOL_WAIT_S = 1.0
-_TRANSCRIPT = {"segments", "text"}  # a status poll never reads these; only a completed job has them
+# A status poll never reads these: only a completed job has a transcript, and the speaker turns are
+# only for finalize.
+_TRANSCRIPT = {"segments", "text", "speaker_turns"}
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class JobFields(Protocol):
     @property
     def source_filename(self) -> str | None: ...
     @property
+    def diarization(self) -> str | None: ...
+    @property
     def chunks_done(self) -> int: ...
     @property
     def chunks_total(self) -> int | None: ...
@@ -146,7 +148,8 @@ class JobOut(BaseModel):
     text: str | None
     segments: list[SegmentOut] | None
     error: ErrorOut | None
-    warnings: list[WarningOut]  # what a completed transcript lacks: damaged or truncated audio
+    warnings: list[WarningOut]  # what a completed transcript lacks: damaged or truncated audio, speakers
+    diarization: str | None  # speaker labels: null (not asked for), pending, done or failed
     webhook: WebhookOut | None
 
     @classmethod
@@ -175,6 +178,7 @@ class JobOut(BaseModel):
             segments=[SegmentOut(**s.as_dict()) for s in from_rows(rows)] if rows is not None else None,
             error=error,
             warnings=[WarningOut(**w) for w in job.warnings or []],
+            diarization=job.diarization,
             webhook=WebhookOut.of(job),
         )
 
@@ -192,6 +196,10 @@ class JobByUrl(BaseModel):
     webhook_url: str | None = None
     priority: str = "batch"
     retain_days: float | str | None = None
+    diarize: bool | str | None = None
+    speakers: int | str | None = None
+    min_speakers: int | str | None = None
+    max_speakers: int | str | None = None
 
 
 class JobList(BaseModel):
@@ -216,6 +224,13 @@ JOB_FORM = multipart_body(
     priority={"type": "string", "enum": ["batch", "interactive"], "default": "batch"},
     retain_days={"type": "number", "description": "delete the job this many days after it finishes"},
     webhook_url={**_TEXT, "description": "called when the job ends, signed per Standard Webhooks"},
+    diarize={
+        "type": "boolean",
+        "description": "label speakers (S1, S2, ...); default: TINGXIE_DIARIZATION",
+    },
+    speakers={"type": "integer", "minimum": 1, "maximum": 20, "description": "the number of speakers, when known"},
+    min_speakers={"type": "integer", "minimum": 1, "maximum": 20},
+    max_speakers={"type": "integer", "minimum": 1, "maximum": 20},
 )
 OPENAI_FORM = multipart_body(
     "OpenAI's transcription form.",

@@ -14,11 +14,23 @@ from tingxie.errors import Conflict, InvalidRequest, NotFound
 from tingxie.languages import normalize_code
 from tingxie.models import Job, WebhookDelivery
 from tingxie.queue import MAX_BACKLOG_STEPS, job_priority
-from tingxie.states import JobStatus, Priority
+from tingxie.states import Diarization, JobStatus, Priority
 from tingxie.storage import Storage, job_prefix, source_key
 
 MAX_PAGE = 200
 MIN_RETAIN_DAYS = 1 / 24
+
+
+MAX_SPEAKERS = 20
+
+
+@dataclass(frozen=True)
+class SpeakerRequest:
+    """Speaker labels asked for, with what the client knows of the number of speakers."""
+
+    exactly: int | None = None
+    at_least: int | None = None
+    at_most: int | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class JobRequest:
     idempotency_key: str | None = None
     priority: Priority = Priority.BATCH
     retain_days: float | None = None
+    speakers: SpeakerRequest | None = None  # None: no speaker labels
 
 
 def validate_language(language: str, engine: str) -> str:
@@ -87,6 +100,46 @@ def validate_priority(priority: str) -> Priority:
         raise InvalidRequest(f"unknown priority {priority!r}; valid values: {valid}", code="invalid_priority") from None
 
 
+def validate_speakers(fields: dict[str, str], default_on: bool) -> SpeakerRequest | None:
+    """`diarize` (true/false; the server's TINGXIE_DIARIZATION when absent) and the optional `speakers`,
+    `min_speakers`, `max_speakers` (1 to MAX_SPEAKERS). Giving a count asks for diarization."""
+    counts = {name: _speaker_count(fields.get(name), name) for name in ("speakers", "min_speakers", "max_speakers")}
+    asked = _flag(fields.get("diarize"), "diarize")
+    if asked is False:
+        return None
+    if not (asked or default_on or any(value is not None for value in counts.values())):
+        return None
+    exactly, at_least, at_most = counts["speakers"], counts["min_speakers"], counts["max_speakers"]
+    if exactly is not None and (at_least is not None or at_most is not None):
+        raise InvalidRequest("give speakers, or min_speakers and max_speakers, not both", code="invalid_speakers")
+    if at_least is not None and at_most is not None and at_least > at_most:
+        raise InvalidRequest("min_speakers is more than max_speakers", code="invalid_speakers")
+    return SpeakerRequest(exactly, at_least, at_most)
+
+
+def _flag(value: str | None, name: str) -> bool | None:
+    if value is None or not value.strip():
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise InvalidRequest(f"{name} must be true or false, not {value!r}", code="invalid_diarize")
+
+
+def _speaker_count(value: str | None, name: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SPEAKERS:
+        raise InvalidRequest(f"{name} must be a whole number from 1 to {MAX_SPEAKERS}", code="invalid_speakers")
+    return count
+
+
 def validate_retain_days(value: str | None, retention_days: float | None) -> float | None:
     """Days to keep the job once finished: at least one hour's worth, at most TINGXIE_RETENTION_DAYS."""
     if value is None or not value.strip():
@@ -124,6 +177,9 @@ def _unfinished_jobs(session: Session, key_id: uuid.UUID | None) -> int:
     return session.scalar(_UNFINISHED_OF_KEY, {"key_id": key_id}) or 0
 
 
+_STATUS_ONLY = (defer(Job.segments), defer(Job.text), defer(Job.speaker_turns))
+
+
 def create_job(
     session: Session,
     key_id: uuid.UUID | None,
@@ -146,6 +202,10 @@ def create_job(
         source_bytes=size,
         priority=request.priority,
         retain_days=request.retain_days,
+        diarization=Diarization.PENDING if request.speakers else None,
+        speakers=request.speakers.exactly if request.speakers else None,
+        min_speakers=request.speakers.at_least if request.speakers else None,
+        max_speakers=request.speakers.at_most if request.speakers else None,
         queue_priority=job_priority(request.priority == Priority.INTERACTIVE, _unfinished_jobs(session, key_id)),
     )
     session.add(job)
@@ -182,7 +242,7 @@ def job_status(session: Session, key_id: uuid.UUID | None, job_id: uuid.UUID) ->
     """The job for a status poll: its transcript columns are read only if it is completed (they are
     loaded when first touched, in this session), so polling a long recording's job stays cheap."""
     owner = Job.api_key_id.is_(None) if key_id is None else Job.api_key_id == key_id
-    query = select(Job).where(Job.id == job_id, owner).options(defer(Job.segments), defer(Job.text))
+    query = select(Job).where(Job.id == job_id, owner).options(*_STATUS_ONLY)
     job = session.scalar(query)
     if job is None:
         raise NotFound(f"no job {job_id}")

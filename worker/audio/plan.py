@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from worker.audio.decode import SAMPLE_RATE
-from worker.audio.vad import FRAME_SAMPLES, FRAME_SECONDS, StreamingVad
+from worker.audio.vad import FRAME_SAMPLES, FRAME_SECONDS, StreamingVad, speech_probabilities
 
 SPEECH_THRESHOLD = 0.5  # a frame above this starts speech...
 SILENCE_THRESHOLD = 0.35  # ...and speech lasts until a frame below this (hysteresis, as silero does)
@@ -64,6 +64,12 @@ def speech_mask(probs: np.ndarray) -> np.ndarray:
         speaking = p >= SPEECH_THRESHOLD or (speaking and p >= SILENCE_THRESHOLD)
         mask[i] = speaking
     return _drop_short(_close_gaps(mask, MIN_GAP_FRAMES), MIN_SPEECH_FRAMES)
+
+
+def speech_regions(samples: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each stretch of speech in `samples`, as the planner sees speech."""
+    mask = speech_mask(speech_probabilities(samples))
+    return [(start * FRAME_SECONDS, min(end * FRAME_SECONDS, len(samples) / SAMPLE_RATE)) for start, end in runs(mask)]
 
 
 def runs(mask: np.ndarray, value: bool = True) -> list[tuple[int, int]]:

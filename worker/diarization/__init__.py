@@ -1,0 +1,1 @@
+"""Who spoke when: speaker embeddings of short pieces of speech, clustered into speakers."""
