@@ -381,7 +381,10 @@ function segmentLine(segment) {
   });
   const text = Object.assign(document.createElement("span"), { className: "text" });
   const tag = Object.assign(document.createElement("span"), { className: "tag", textContent: `[${segment.language || "unknown"}]` });
-  text.append(tag, document.createTextNode(segment.text));
+  const speaker = segment.speaker
+    ? [Object.assign(document.createElement("span"), { className: "tag speaker", textContent: `[${segment.speaker}]` })]
+    : [];
+  text.append(...speaker, tag, document.createTextNode(segment.text));
   line.append(when, text);
   line.addEventListener("click", () => play(line, segment));
   line.addEventListener("keydown", (event) => event.key === "Enter" && play(line, segment));
