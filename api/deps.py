@@ -14,6 +14,7 @@ from api.exposure import check_open_mode_allowed, current_exposure
 from api.key_cache import key_cache
 from tingxie.db import get_sessionmaker, session_scope
 from tingxie.errors import Unauthorized
+from tingxie.keys import PREFIX as KEY_PREFIX
 from tingxie.keys import find_active, hash_key
 from tingxie.models import ApiKey
 from tingxie.settings import Settings, get_settings
@@ -91,7 +92,11 @@ def cached_caller(settings: Settings, authorization: str | None) -> Caller | Non
     if key_id is not None:
         return Caller(key_id)
     # A token that is no key is the local user where keys are not required. Only a lookup can tell a key
-    # from a token that is none, so the cache answers for it only where no key exists at all.
+    # from a token that is none, so the cache answers for it only where no key exists at all, and never
+    # for a token shaped like one of ours: a key made a moment ago, whose change notification is still on
+    # its way, must not be taken for the local user.
+    if secret.strip().startswith(KEY_PREFIX):
+        return None
     no_keys = key_cache.keys_exist() is False and _auth_required_as_far_as_known(settings) is False
     return Caller(None) if no_keys else None
 

@@ -103,7 +103,7 @@ def engines(settings: SettingsDep) -> dict[str, object]:
         "chunk_seconds": settings.chunk_seconds,
         "window_seconds": settings.planned_window_seconds,
         "languages": ["auto", *sorted(spec.languages)],
-        "word_timestamps": spec.word_timestamps,
+        "word_timestamps": spec.gives_word_times(settings.model_path, settings.aligner_path),
         # Speaker labels: whether the workers can give them, and whether a job gets them when it does not say.
         "diarization": {
             "available": speaker_encoder_weights(settings.speaker_encoder_path) is not None,

@@ -20,7 +20,7 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from tests.engines.tiny_models import build_tiny_qwen3_asr, build_tiny_whisper
+from tests.engines.tiny_models import build_tiny_qwen3_aligner, build_tiny_qwen3_asr, build_tiny_whisper
 from tests.services import free_port
 from tingxie import migrate
 from tingxie.db import dispose_engines, session_scope
@@ -289,6 +289,12 @@ def client(platform: Platform) -> Iterator[httpx.Client]:
 def tiny_qwen3_asr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight Qwen3-ASR checkpoint on disk, loaded like real weights."""
     return build_tiny_qwen3_asr(tmp_path_factory.mktemp("qwen3-asr"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_aligner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Qwen3-ForcedAligner checkpoint on disk, loaded like real weights."""
+    return build_tiny_qwen3_aligner(tmp_path_factory.mktemp("qwen3-aligner"))
 
 
 @pytest.fixture(scope="session")

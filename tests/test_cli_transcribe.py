@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.audio_fixtures import write_wav
+from tests.conversations import conversation
 from tests.corpus import SPEECH, manifest
 from tests.helpers import wer
 from tests.subtitles import srt_cues, words_of
@@ -71,3 +73,21 @@ def test_a_language_the_api_would_refuse_is_refused_before_any_work(
     english_only = _tingxie(embedded_env, tmp_path, "transcribe", "--language", "zh", str(SHORT.path))
     assert english_only.returncode == 2 and "unsupported_language" in english_only.stderr
     assert not list(tmp_path.glob("*.txt"))
+
+
+def test_diarize_labels_the_speakers_of_a_conversation(embedded_env: dict[str, str], tmp_path: Path) -> None:
+    talk = write_wav(tmp_path / "talk.wav", conversation(["lucier", "osr"], seed=0).samples)
+    out = tmp_path / "out"
+    done = _tingxie(
+        embedded_env, tmp_path, "transcribe", str(talk), "--diarize", "-f", "txt", "-f", "srt", "-o", str(out)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (out / "talk.txt").read_text(encoding="utf-8").splitlines()
+    assert lines and all(line.startswith(("[S1][en] ", "[S2][en] ")) for line in lines)
+    assert {line[:4] for line in lines} == {"[S1]", "[S2]"}
+    assert all(
+        cue.text.startswith(("[S1] ", "[S2] ")) for cue in srt_cues((out / "talk.srt").read_text(encoding="utf-8"))
+    )
+    one = _tingxie(embedded_env, tmp_path, "transcribe", str(talk), "--speakers", "1", "-o", str(out))
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert all(line.startswith("[S1][en] ") for line in (out / "talk.txt").read_text(encoding="utf-8").splitlines())

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Engine.
     engine: EngineName = "pocketsphinx"
     model_path: str | None = None
+    # Qwen3-ForcedAligner (a local directory, like MODEL_PATH): word times for Qwen3-ASR's segments.
+    aligner_path: str | None = None
     device: str = "auto"  # "auto" picks cuda when available
     dtype: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
     # Windows per engine call, gathered from every chunk a worker holds; halved on CUDA out-of-memory.

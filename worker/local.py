@@ -14,6 +14,8 @@ from worker.audio.decode import DecodeReport, check_duration
 from worker.audio.plan import PlannedChunk, window_audio
 from worker.audio.prepare import cut_chunks
 from worker.batching import Prompt
+from worker.diarization.clustering import SpeakerCount
+from worker.diarization.labels import with_speakers
 from worker.engines.base import Engine, Transcription
 from worker.merge import detected_languages, join_text, merge_segments, window_segments
 
@@ -45,21 +47,68 @@ ProgressCallback = Callable[[LocalProgress], None]
 
 
 def transcribe_file(
-    path: Path, engine: Engine, settings: Settings, prompt: Prompt, on_progress: ProgressCallback | None = None
+    path: Path,
+    engine: Engine,
+    settings: Settings,
+    prompt: Prompt,
+    on_progress: ProgressCallback | None = None,
+    speakers: SpeakerCount | None = None,
 ) -> LocalTranscript:
     """Decode, cut and transcribe `path` chunk by chunk as it is decoded, so memory holds one chunk of
-    samples whatever the recording's length. Raises `JobFailure` with the codes a job would fail with
-    (`invalid_audio`, `no_audio_stream`, `audio_too_long`), or `file_not_found`."""
+    samples whatever the recording's length; with `speakers`, label them as the platform's diarize step
+    does. Raises `JobFailure` with the codes a job would fail with (`invalid_audio`, `no_audio_stream`,
+    `audio_too_long`), or `file_not_found`."""
     if not path.is_file():
         raise JobFailure(f"no such file: {path}", code="file_not_found")
     tracker = _Tracker(check_duration(path, settings.max_duration_seconds), on_progress)
     report, batch_size = DecodeReport(), _batch_size(engine, settings)
-    per_chunk = [
-        _transcribe_chunk(chunk, engine, prompt, batch_size, tracker)
-        for chunk in cut_chunks(path, settings, report, tracker.decoded)
-    ]
+    labeller = _Labeller(settings, speakers) if speakers is not None else None
+    per_chunk = []
+    for chunk in cut_chunks(path, settings, report, tracker.decoded):
+        per_chunk.append(_transcribe_chunk(chunk, engine, prompt, batch_size, tracker))
+        if labeller is not None and chunk.windows:
+            labeller.add(chunk)
     tracker.transcribed(report.seconds, windows=0)
-    return LocalTranscript(report.seconds, merge_segments(per_chunk), report.warnings())
+    segments, warnings = merge_segments(per_chunk), report.warnings()
+    if labeller is not None:
+        segments, warnings = labeller.labelled(segments, warnings)
+    return LocalTranscript(report.seconds, segments, warnings)
+
+
+class _Labeller:
+    """Speaker labels for `transcribe_file`: the chunks with speech fed to a diarizer as they are cut.
+    As on the platform, a failure costs the labels only: the transcript comes with a warning."""
+
+    def __init__(self, settings: Settings, count: SpeakerCount) -> None:
+        # Imported here: the encoder pulls in torch, which a pocketsphinx run without speakers never needs.
+        from worker.diarization.diarize import Diarizer
+        from worker.diarization.encoder import speaker_encoder
+
+        self._count = count
+        self._diarizer: Diarizer | None = None
+        self._failure: str | None = None
+        try:
+            self._diarizer = Diarizer(speaker_encoder(settings))
+        except Exception as exc:  # weights missing or unreadable
+            self._failure = f"{type(exc).__name__}: {exc}"
+
+    def add(self, chunk: PlannedChunk) -> None:
+        if self._diarizer is None:
+            return
+        try:
+            self._diarizer.add(chunk.start, chunk.samples)
+        except Exception as exc:
+            self._diarizer, self._failure = None, f"{type(exc).__name__}: {exc}"
+
+    def labelled(
+        self, segments: list[TranscriptSegment], warnings: list[JobWarning]
+    ) -> tuple[list[TranscriptSegment], list[JobWarning]]:
+        try:
+            if self._diarizer is not None:
+                return with_speakers(segments, self._diarizer.turns(self._count)), warnings
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+        return segments, [*warnings, JobWarning("diarization_failed", f"no speaker labels: {self._failure}")]
 
 
 def _batch_size(engine: Engine, settings: Settings) -> int:

@@ -18,6 +18,7 @@ from transformers import (
     Qwen3ASRConfig,
     Qwen3ASRFeatureExtractor,
     Qwen3ASRForConditionalGeneration,
+    Qwen3ASRForTokenClassification,
     Qwen3ASRProcessor,
     WhisperConfig,
     WhisperFeatureExtractor,
@@ -130,6 +131,40 @@ def build_tiny_qwen3_asr(directory: Path) -> Path:
     model.generation_config = GenerationConfig(
         eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, do_sample=False
     )
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return directory
+
+
+# Qwen3-ForcedAligner's prompt: the audio, then each word followed by two markers, its start and its end,
+# which the token-classification head puts into 80 ms slots.
+ALIGNER_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% for part in message.content %}"
+    "{% if part.type == 'audio' %}<|audio_start|><|audio_pad|><|audio_end|>"
+    "{% elif part.type == 'text' %}{{ part.text }}<timestamp><timestamp>{% endif %}"
+    "{% endfor %}{% endfor %}"
+)
+ALIGNER_SLOTS = 400  # 32 s of 80 ms slots: more than a window
+
+
+def build_tiny_qwen3_aligner(directory: Path) -> Path:
+    """A random-weight Qwen3-ForcedAligner: Qwen3-ASR's body under a token-classification head."""
+    vocab, merges = train_byte_level_bpe(CORPUS)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=["<|im_start|>", "<timestamp>"],
+        model_specific_special_tokens=QWEN_AUDIO_TOKENS,
+    )
+    processor = Qwen3ASRProcessor(Qwen3ASRFeatureExtractor(), tokenizer, chat_template=ALIGNER_CHAT_TEMPLATE)
+    config = tiny_qwen3_asr_config(processor)
+    config.num_labels = ALIGNER_SLOTS
+    config.timestamp_token_id = tokenizer.convert_tokens_to_ids("<timestamp>")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Qwen3ASRForTokenClassification(config)
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory

@@ -29,6 +29,10 @@ Language = Annotated[str, typer.Option("--language", "-l", help="auto (detect) o
 Context = Annotated[
     str | None, typer.Option(help="names and terms the speech may contain, given to the engine as a prompt")
 ]
+Diarize = Annotated[bool, typer.Option("--diarize", help="label speakers: S1, S2, ... in order of first appearance")]
+Speakers = Annotated[
+    int | None, typer.Option("--speakers", min=1, max=20, help="the number of speakers, when known (implies --diarize)")
+]
 Server = Annotated[
     str | None,
     typer.Option(envvar="TINGXIE_SERVER", help="the server's URL (default: http://127.0.0.1 on TINGXIE_PORT, 8000)"),

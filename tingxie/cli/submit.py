@@ -13,7 +13,19 @@ from rich.progress import Progress, TaskID
 from tingxie.cli.client import ApiClient, RemoteError, RemoteJob
 from tingxie.cli.connection import connected
 from tingxie.cli.display import print_json, print_result, progress_bars, report_failure, write_transcript
-from tingxie.cli.options import Context, Formats, Json, Key, Language, Output, Server, TranscriptFormat, chosen_formats
+from tingxie.cli.options import (
+    Context,
+    Diarize,
+    Formats,
+    Json,
+    Key,
+    Language,
+    Output,
+    Server,
+    Speakers,
+    TranscriptFormat,
+    chosen_formats,
+)
 
 POLL_SECONDS = 0.5  # as often as the server's own event stream reads the job
 URL_SCHEMES = ("http://", "https://")
@@ -49,6 +61,8 @@ def submit(
     key: Key = None,
     language: Language = "auto",
     context: Context = None,
+    diarize: Diarize = False,
+    speakers: Speakers = None,
     wait: Wait = False,
     formats: Formats = None,
     output: Output = Path("."),
@@ -62,6 +76,8 @@ def submit(
     if formats and not wait:
         raise typer.BadParameter("transcripts are written once a job completes: add --wait", param_hint="--format")
     fields = {"language": language} | ({"context": context} if context else {})
+    fields |= {"diarize": "true"} if diarize or speakers else {}
+    fields |= {"speakers": str(speakers)} if speakers else {}
     with connected(server, key) as client, progress_bars(enabled=not as_json) as bars:
         submissions = [_submit_one(client, source, fields, bars) for source in sources]
         accepted = [submission for submission in submissions if submission is not None]

@@ -12,13 +12,23 @@ from rich.progress import Progress, TaskID
 
 from api.formats import to_srt, to_txt, to_vtt
 from tingxie.cli.display import print_result, progress_bars, report_error, report_failure, write_transcript
-from tingxie.cli.options import Context, Formats, Language, Output, TranscriptFormat, chosen_formats
+from tingxie.cli.options import (
+    Context,
+    Diarize,
+    Formats,
+    Language,
+    Output,
+    Speakers,
+    TranscriptFormat,
+    chosen_formats,
+)
 from tingxie.errors import InvalidRequest, TingxieError
 from tingxie.settings import Settings, get_settings
 from tingxie.transcript import TranscriptSegment, to_rows
 
 if TYPE_CHECKING:  # the pipeline (PyAV, onnxruntime, the engine) loads only when a file is transcribed
     from worker.batching import Prompt
+    from worker.diarization.clustering import SpeakerCount
     from worker.engines.base import Engine
     from worker.local import LocalProgress, LocalTranscript
 
@@ -39,6 +49,7 @@ class LocalRun:
     prompt: "Prompt"
     formats: list[TranscriptFormat]
     output: Path
+    speakers: "SpeakerCount | None"  # None: no speaker labels
 
 
 def transcribe(
@@ -49,16 +60,20 @@ def transcribe(
     formats: Formats = None,
     output: Output = Path("."),
     context: Context = None,
+    diarize: Diarize = False,
+    speakers: Speakers = None,
 ) -> None:
     """Transcribe recordings in this process, with no server.
 
     Writes `<output>/<stem>.<format>` per file and format. A file that fails is reported as
     `<file>: <code>: <message>` and the others go on; the exit status is then 1."""
     from worker.batching import Prompt
+    from worker.diarization.clustering import SpeakerCount
 
     settings = get_settings()
     prompt = Prompt(_checked_language(language, settings.engine), context)
-    run = LocalRun(_loaded_engine(), settings, prompt, chosen_formats(formats), output)
+    count = SpeakerCount(exactly=speakers) if diarize or speakers else None
+    run = LocalRun(_loaded_engine(), settings, prompt, chosen_formats(formats), output, count)
     with progress_bars() as bars:
         succeeded = [_transcribe_one(path, run, bars) for path in files]
     if not all(succeeded):
@@ -92,7 +107,9 @@ def _transcribe_one(path: Path, run: LocalRun, bars: Progress) -> bool:
 
     task = bars.add_task(path.name, total=None, detail="")
     try:
-        transcript = transcribe_file(path, run.engine, run.settings, run.prompt, lambda p: _show(bars, task, p))
+        transcript = transcribe_file(
+            path, run.engine, run.settings, run.prompt, lambda p: _show(bars, task, p), run.speakers
+        )
     except TingxieError as failure:
         bars.update(task, detail=failure.code)
         bars.stop_task(task)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -59,6 +59,20 @@ def whole_item(audio: np.ndarray, text: str, language: str | None) -> Transcript
     text = text.strip()
     segments = (Segment(0.0, duration(audio), text, language),) if text else ()
     return Transcription(language=language, text=text, segments=segments)
+
+
+def in_item(seconds: float, duration: float) -> float:
+    """A time an engine reported, to the millisecond and inside its item (rounding never pushes it out)."""
+    return min(round(max(seconds, 0.0), 3), duration)
+
+
+def with_words(transcription: Transcription, words: tuple[Word, ...]) -> Transcription:
+    """A one-segment transcription given its words' times: the segment then spans its words."""
+    if not words or len(transcription.segments) != 1:
+        return transcription
+    [segment] = transcription.segments
+    timed = replace(segment, start=words[0].start, end=max(words[-1].end, words[0].start), words=words)
+    return replace(transcription, segments=(timed,))
 
 
 def as_windows(audio: Sequence[np.ndarray]) -> list[np.ndarray]:

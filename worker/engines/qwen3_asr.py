@@ -13,7 +13,8 @@ from transformers import AttentionInterface, BatchFeature, Qwen3ASRForConditiona
 
 from tingxie.languages import forced_engine_name, from_engine_name, normalize_code
 from tingxie.settings import Settings
-from worker.engines.base import SAMPLE_RATE, WINDOW_SAMPLES, Transcription, as_windows, whole_item
+from worker.engines.base import SAMPLE_RATE, WINDOW_SAMPLES, Transcription, as_windows, whole_item, with_words
+from worker.engines.qwen3_aligner import Qwen3Aligner
 from worker.engines.torch_support import (
     AdaptiveBatcher,
     TokenBudget,
@@ -46,8 +47,16 @@ PROMPT_TOKENS = 64  # chat template, language and a short context around the aud
 def build(settings: Settings) -> Qwen3AsrEngine:
     static = {"cache_implementation": "static"} if settings.generate_cache == "static" else {}
     device = resolve_device(settings.device)
+    aligner = None
+    if settings.aligner_path:
+        aligner = Qwen3Aligner(settings.aligner_path, device, settings.dtype, settings.starting_batch_size)
     return Qwen3AsrEngine(
-        local_model_path(settings), device, settings.dtype, settings.starting_batch_size, generate_kwargs=static
+        local_model_path(settings),
+        device,
+        settings.dtype,
+        settings.starting_batch_size,
+        generate_kwargs=static,
+        aligner=aligner,
     )
 
 
@@ -64,8 +73,10 @@ class Qwen3AsrEngine:
         budget: TokenBudget = DEFAULT_BUDGET,
         generate_kwargs: Mapping[str, Any] | None = None,
         components: Components | None = None,
+        aligner: Qwen3Aligner | None = None,
     ) -> None:
         self.model = str(model_path)
+        self.aligner = aligner  # word times, when a forced aligner is configured
         self.device = device
         self.dtype = resolve_dtype(dtype, device)
         self.budget = budget
@@ -100,7 +111,11 @@ class Qwen3AsrEngine:
         forced = forced_engine_name(language) if language else None
         parsed = self._batcher.map(windows, lambda batch: self._run(batch, forced, context))
         code = normalize_code(language) if language else None
-        return [_transcription(window, output, code) for window, output in zip(windows, parsed, strict=True)]
+        results = [_transcription(window, output, code) for window, output in zip(windows, parsed, strict=True)]
+        if self.aligner is None:
+            return results
+        words = self.aligner.align(windows, [result.text for result in results], [r.language for r in results])
+        return [with_words(result, found) for result, found in zip(results, words, strict=True)]
 
     @torch.inference_mode()
     def _run(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from transformers import BatchFeature, WhisperForConditionalGeneration, WhisperP
 
 from tingxie.languages import from_whisper_code, normalize_code, to_whisper_code
 from tingxie.settings import Settings
-from worker.engines.base import SAMPLE_RATE, Transcription, as_windows, whole_item
+from worker.engines.base import SAMPLE_RATE, Transcription, Word, as_windows, in_item, whole_item, with_words
 from worker.engines.torch_support import (
     AdaptiveBatcher,
     TokenBudget,
@@ -34,6 +35,23 @@ def build(settings: Settings) -> WhisperEngine:
     return WhisperEngine(local_model_path(settings), device, settings.dtype, settings.starting_batch_size)
 
 
+class _ItemOutputs(dict[str, Any]):
+    """One item's share of generate()'s outputs, read as attributes the way transformers reads them."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    text: str
+    code: str  # Whisper's language code
+    words: tuple[Word, ...]
+
+
 class WhisperEngine:
     name = "whisper"
 
@@ -52,6 +70,11 @@ class WhisperEngine:
         self.dtype = resolve_dtype(dtype, device)
         self.budget = budget
         self.hf_model, self.processor = components or _load(model_path, device, self.dtype)
+        # Word times come from the cross-attention of the heads the checkpoint names as alignment_heads,
+        # which only the eager attention returns; a checkpoint without them gives segments without words.
+        self.word_times = bool(getattr(self.hf_model.generation_config, "alignment_heads", None))
+        if self.word_times:
+            self.hf_model.set_attn_implementation("eager")
         self._batcher = AdaptiveBatcher(batch_size)
 
     @property
@@ -69,7 +92,11 @@ class WhisperEngine:
         head_dim = config.d_model // config.decoder_attention_heads
         positions = config.max_target_positions + config.max_source_positions
         layers, heads = config.decoder_layers, config.decoder_attention_heads
-        return kv_cache_bytes(layers, heads, head_dim, positions, self.dtype)
+        caches = kv_cache_bytes(layers, heads, head_dim, positions, self.dtype)
+        if not self.word_times:
+            return caches
+        # Word times keep every step's cross-attention weights until the window is decoded.
+        return caches + layers * heads * config.max_target_positions * config.max_source_positions * self.dtype.itemsize
 
     @property
     def multilingual(self) -> bool:
@@ -87,8 +114,8 @@ class WhisperEngine:
         results = self._batcher.map(windows, lambda batch: self._run(batch, forced, context))
         reported = normalize_code(language) if language else None
         return [
-            whole_item(window, text, reported or from_whisper_code(code))
-            for window, (text, code) in zip(windows, results, strict=True)
+            with_words(whole_item(window, item.text, reported or from_whisper_code(item.code)), item.words)
+            for window, item in zip(windows, results, strict=True)
         ]
 
     def _forced_code(self, language: str | None) -> str | None:
@@ -100,19 +127,68 @@ class WhisperEngine:
         return code
 
     @torch.inference_mode()
-    def _run(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> list[tuple[str, str]]:
+    def _run(self, batch: Sequence[np.ndarray], forced: str | None, context: str | None) -> list[_Decoded]:
         features = self._features(batch)
         codes = self._languages(features, forced)
         prompt_ids = self._prompt_ids(context)
         budgets = [self._budget(len(window), prompt_ids) for window in batch]
-        tokens = self.hf_model.generate(
+        output = self.hf_model.generate(
             features["input_features"],
             attention_mask=features["attention_mask"],
             **self._language_args(codes),
             **self._generation_args(max(budgets), prompt_ids),
         )
-        texts = [self._text(row[:budget]) for row, budget in zip(tokens, budgets, strict=True)]
-        return list(zip(texts, codes, strict=True))
+        if not self.word_times:
+            return [
+                _Decoded(self._text(row[:budget]), code, ())
+                for row, code, budget in zip(output, codes, budgets, strict=True)
+            ]
+        # The sequences start with the decoder's prompt, which the first step's cross-attention covers.
+        prefix = output.cross_attentions[0][0].shape[2]
+        decoded = []
+        for index, (window, code, budget) in enumerate(zip(batch, codes, budgets, strict=True)):
+            frames = int(features["attention_mask"][index].sum())
+            stamps = self._token_times(output, index, prefix, frames)[:budget]
+            row = output.sequences[index, prefix:][:budget]
+            decoded.append(_Decoded(self._text(row), code, self._words(row, stamps, len(window) / SAMPLE_RATE)))
+        return decoded
+
+    def _token_times(self, output: Any, index: int, prefix: int, frames: int) -> torch.Tensor:
+        """Item `index`'s token start times from its alignment heads' cross-attention (dynamic time warping
+        over its own frames), by transformers' own routine, run one item at a time: its batched form
+        fails on items of different lengths (np.repeat on a tensor)."""
+        item = _ItemOutputs(
+            sequences=output.sequences[index : index + 1],
+            cross_attentions=tuple(
+                tuple(layer[index : index + 1] for layer in step) for step in output.cross_attentions
+            ),
+        )
+        heads = getattr(self.hf_model.generation_config, "alignment_heads")  # noqa: B009  # not in its type
+        times = self.hf_model._extract_token_timestamps(item, heads, num_frames=frames, num_input_ids=prefix)
+        return times[0, prefix:]
+
+    def _words(self, tokens: torch.Tensor, stamps: torch.Tensor, duration: float) -> tuple[Word, ...]:
+        """Tokens grouped into words (a token whose text starts with a space starts a word), each from its
+        first token's time to the next word's (the last one's to the end-of-text token's)."""
+        special = set(self.processor.tokenizer.all_special_ids)
+        timed = [(int(token), float(stamp)) for token, stamp in zip(tokens.tolist(), stamps.tolist(), strict=True)]
+        spoken = [index for index, (token, _) in enumerate(timed) if token not in special]
+        groups: list[list[int]] = []
+        for index in spoken:
+            text = self.processor.tokenizer.decode([timed[index][0]])
+            if not groups or text.startswith(" ") or groups[-1][-1] != index - 1:
+                groups.append([index])
+            else:
+                groups[-1].append(index)
+        words = []
+        for group in groups:
+            text = self.processor.tokenizer.decode([timed[index][0] for index in group]).strip()
+            after = group[-1] + 1
+            start = in_item(timed[group[0]][1], duration)
+            end = max(in_item(timed[after][1], duration), start) if after < len(timed) else start
+            if text:
+                words.append(Word(start, end, text))
+        return tuple(words)
 
     def _text(self, tokens: torch.Tensor) -> str:
         return self.processor.decode(tokens, skip_special_tokens=True)
@@ -158,6 +234,8 @@ class WhisperEngine:
             "max_new_tokens": max_new_tokens,
             "return_timestamps": False,
         }
+        if self.word_times:
+            args |= {"return_dict_in_generate": True, "output_attentions": True}
         if prompt_ids is not None:
             args["prompt_ids"] = prompt_ids
         return args
