@@ -27,7 +27,7 @@ from tingxie.db import dispose_engines, session_scope
 from tingxie.keys import hash_key
 from tingxie.models import ApiKey, utcnow
 from tingxie.queue import BROKER_MARK, get_celery
-from tingxie.runner import api_command, gpu_worker_command, spawn, worker_command
+from tingxie.runner import api_command, gpu_worker_command, interactive_worker_command, spawn, worker_command
 from tingxie.settings import get_settings
 from tingxie.storage import get_storage
 from worker.engines.registry import get_engine as get_speech_engine
@@ -196,9 +196,18 @@ def _wait_until(ready: object, what: str, timeout: float = 60) -> None:
 
 
 class Platform:
-    """The API, a cpu-queue worker and `gpu_workers` gpu-queue workers as real processes with the given settings."""
+    """The API, a cpu-queue worker, `gpu_workers` gpu-queue workers and (unless told not to) the interactive
+    worker, as real processes with the given settings, as `make serve` runs them."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, *, reconciler: bool = False, gpu_workers: int = 1) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        reconciler: bool = False,
+        gpu_workers: int = 1,
+        interactive_worker: bool = True,
+    ) -> None:
         self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | env
         self.log_dir = log_dir
@@ -206,6 +215,7 @@ class Platform:
         # The reconciler runs on a schedule embedded in the cpu worker, as `make serve` runs it.
         self.beat_schedule = log_dir / "beat-schedule" if reconciler else None
         self.gpu_workers = gpu_workers
+        self.interactive_worker = interactive_worker
 
     def start(self) -> "Platform":
         subprocess.run([sys.executable, "-m", "tingxie.cli", "migrate"], env=self.env, check=True)
@@ -214,6 +224,8 @@ class Platform:
         for number in range(self.gpu_workers):
             name = "worker-gpu" if number == 0 else f"worker-gpu-{number + 1}"
             self.launch(name, gpu_worker_command(concurrency=4, log_level="INFO"))
+        if self.interactive_worker:
+            self.launch("worker-interactive", interactive_worker_command(log_level="INFO"))
         _wait_until(self._healthy, what="the API")
         return self
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import yaml
 
 from api import wire
-from tingxie.queue import CPU_QUEUE, GPU_QUEUE
+from tingxie.queue import CPU_LANE, CPU_QUEUE, GPU_LANE, GPU_QUEUE
+from tingxie.runner import interactive_worker_command
 from tingxie.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,9 +19,11 @@ def _compose() -> dict:
 
 def test_compose_has_the_platform_services() -> None:
     services = _compose()["services"]
-    assert {"api", "worker-gpu", "worker-cpu", "redis", "postgres", "minio", "flower", "migrations"} <= set(services)
-    gpu = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
-    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+    platform = {"api", "worker-gpu", "worker-cpu", "worker-interactive", "redis", "postgres", "minio", "flower"}
+    assert platform | {"migrations"} <= set(services)
+    for worker in ("worker-gpu", "worker-interactive"):
+        gpu = services[worker]["deploy"]["resources"]["reservations"]["devices"][0]
+        assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
 
 
 def test_compose_settings_are_real_settings() -> None:
@@ -30,10 +33,18 @@ def test_compose_settings_are_real_settings() -> None:
         assert not unknown, f"{name} sets unknown settings {unknown}"
 
 
+def _queues(command: list[str]) -> list[str]:
+    return command[command.index("-Q") + 1].split(",")
+
+
 def test_workers_consume_the_queues_their_tasks_use() -> None:
+    """The cpu and gpu workers take interactive jobs' lanes too, so those are done without an interactive
+    worker; the interactive worker takes nothing else, as `make serve` runs it."""
     services = _compose()["services"]
-    assert services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("-Q") + 1] == GPU_QUEUE
-    assert services["worker-cpu"]["command"][services["worker-cpu"]["command"].index("-Q") + 1] == CPU_QUEUE
+    assert _queues(services["worker-gpu"]["command"]) == [GPU_QUEUE, GPU_LANE]
+    assert _queues(services["worker-cpu"]["command"]) == [CPU_QUEUE, CPU_LANE]
+    assert _queues(services["worker-interactive"]["command"]) == _queues(interactive_worker_command())
+    assert set(_queues(interactive_worker_command())) == {CPU_LANE, GPU_LANE}
 
 
 def test_dockerfile_copies_every_package() -> None:

@@ -16,12 +16,13 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import Platform, _wait_until
-from tests.corpus import OSR
+from tests.corpus import OSR, SPEECH
 from tests.subtitles import srt_cues
 from tingxie.runner import api_command
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 UPLOAD_BYTES_PER_S = 200_000
+JFK = SPEECH / "en" / "jfk.wav"  # 11 s, one speaker
 CLOCK = re.compile(r"^\d\d:\d\d\.\d–\d\d:\d\d\.\d$")
 # Every value the jobs' progress bars take, in order, recorded in the page.
 RECORD_BARS = """() => {
@@ -180,3 +181,22 @@ def test_a_failed_job_shows_its_error_code(page: Page, platform: Platform, tmp_p
     status = page.locator("#active .job .status.failed")
     status.wait_for(timeout=60_000)
     assert "invalid_audio" in status.inner_text()
+
+
+def test_the_speaker_switch_asks_for_labels(page: Page, platform: Platform) -> None:
+    """Shown because the workers can label speakers (`/v1/engines`), off as the server's default is, and
+    when ticked the job is submitted with `diarize=true` and its segments come back with speakers."""
+    assert httpx.get(f"{platform.url}/v1/engines").json()["diarization"] == {"available": True, "default": "off"}
+    _open(page, platform.url)
+    switch = page.locator("#diarize")
+    assert page.locator("#diarize-option").is_visible() and not switch.is_checked()
+    switch.check()
+    page.set_input_files("#files", str(JFK))
+    page.click("#transcribe")
+    page.wait_for_selector("#result:not([hidden]) .segment", timeout=180_000)
+    job_id = page.locator("#active .job").first.get_attribute("data-job")
+    job = httpx.get(f"{platform.url}/v1/jobs/{job_id}").json()
+    assert job["diarization"] == "done", job
+    speakers = [segment["speaker"] for segment in job["segments"]]
+    assert speakers and all(re.fullmatch(r"S\d+", speaker) for speaker in speakers), speakers
+    assert page.locator("#segments .segment .speaker").first.inner_text() == f"[{speakers[0]}]"

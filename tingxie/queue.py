@@ -1,8 +1,12 @@
 """The Celery application and the one way to enqueue work: after the current transaction commits.
 
 Task names are constants so the API can enqueue without importing the worker (and its engines). Queues:
-`cpu` (prepare, diarize, finalize, webhook deliveries) and `gpu` (transcribe). Postgres stays the source of truth:
-a lost message is re-enqueued by the reconciler (worker/reconcile.py), and every task is idempotent.
+`cpu` (prepare, diarize, finalize, webhook deliveries) and `gpu` (transcribe), and beside each a lane for
+interactive jobs' steps (`cpu-interactive`, `gpu-interactive`). An interactive worker consumes only the
+lanes, with an engine of its own, so an interactive job never waits for a thread or an engine call of
+bulk work; the cpu and gpu workers consume the lanes too, so interactive jobs are done without one.
+Postgres stays the source of truth: a lost message is re-enqueued by the reconciler (worker/reconcile.py),
+and every task is idempotent.
 
 Order is the Redis transport's priority steps, not a scheduler of our own: each queue is ten Redis lists,
 one per step, and a worker always takes from the lowest non-empty step (FIFO within a step). A job's step
@@ -38,6 +42,10 @@ DELIVER_WEBHOOK = "tingxie.deliver_webhook"
 
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
+CPU_LANE = "cpu-interactive"
+GPU_LANE = "gpu-interactive"
+LANE_OF = {CPU_QUEUE: CPU_LANE, GPU_QUEUE: GPU_LANE}
+JOB_STEPS = frozenset({PREPARE, TRANSCRIBE, FINALIZE, DIARIZE})  # the tasks an interactive job sends to a lane
 QUEUE_OF = {
     PREPARE: CPU_QUEUE,
     TRANSCRIBE: GPU_QUEUE,
@@ -87,9 +95,19 @@ def job_priority(interactive: bool, unfinished_jobs_of_key: int) -> int:
     return BATCH_STEPS[0] + min(MAX_BACKLOG_STEPS, unfinished_jobs_of_key)
 
 
+def is_interactive(step: int) -> bool:
+    return step <= INTERACTIVE_STEPS[1]
+
+
+def queue_for(task: str, priority: int) -> str:
+    """The queue of `task` sent at step `priority`: an interactive job's steps go to their lane."""
+    queue = QUEUE_OF[task]
+    return LANE_OF[queue] if task in JOB_STEPS and is_interactive(priority) else queue
+
+
 def chunk_priority(job_step: int, index: int) -> int:
     """The step of chunk `index`'s transcribe task: later chunks of a long recording yield."""
-    ceiling = INTERACTIVE_STEPS[1] if job_step <= INTERACTIVE_STEPS[1] else BATCH_STEPS[1]
+    ceiling = INTERACTIVE_STEPS[1] if is_interactive(job_step) else BATCH_STEPS[1]
     return min(ceiling, job_step + index // CHUNKS_PER_STEP)
 
 
@@ -101,7 +119,7 @@ def get_celery() -> Celery:
 def send_now(task: str, job_id: str, *args: str, priority: int = 0) -> None:
     """Publish at once; raises BrokerUnavailable when the broker cannot take the message."""
     try:
-        get_celery().send_task(task, args=[job_id, *args], queue=QUEUE_OF[task], priority=priority)
+        get_celery().send_task(task, args=[job_id, *args], queue=queue_for(task, priority), priority=priority)
     except Exception as exc:
         raise BrokerUnavailable(f"the message broker is unreachable: {exc}") from exc
 

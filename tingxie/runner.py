@@ -18,8 +18,8 @@ import httpx
 
 from api import wire
 from tingxie import migrate
-from tingxie.queue import CPU_QUEUE, GPU_QUEUE
-from tingxie.settings import get_settings
+from tingxie.queue import CPU_LANE, CPU_QUEUE, GPU_LANE, GPU_QUEUE
+from tingxie.settings import Settings, get_settings
 
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 90
@@ -33,12 +33,15 @@ def api_command(host: str, port: int, log_level: str = "warning") -> list[str]:
 
 
 CPU_WORKER_CONCURRENCY = 2  # two prepares at once: a short job's never waits for a whole long one
+# An interactive job is short: a thread preparing one, one finalizing another and two chunks being transcribed.
+INTERACTIVE_WORKER_CONCURRENCY = 4
+INTERACTIVE_BATCH_SIZE = 16  # windows per call of the interactive worker's engine: its few jobs' worth
 
 
 def worker_command(beat_schedule: Path | None, log_level: str = "WARNING") -> list[str]:
-    """The cpu-queue worker (prepare, finalize), with the reconciler's schedule embedded (`-B`) when
-    `beat_schedule` names the file beat keeps its state in; compose.yaml runs one beat of its own."""
-    command = _celery_worker(CPU_QUEUE, CPU_WORKER_CONCURRENCY, log_level)
+    """The cpu-queue worker (prepare, diarize, finalize, webhooks), with the reconciler's schedule embedded
+    (`-B`) when `beat_schedule` names the file beat keeps its state in; compose.yaml runs one beat of its own."""
+    command = _celery_worker("cpu", [CPU_QUEUE, CPU_LANE], CPU_WORKER_CONCURRENCY, log_level)
     if beat_schedule is not None:
         command += ["--beat", "--schedule", str(beat_schedule)]
     return command
@@ -47,13 +50,26 @@ def worker_command(beat_schedule: Path | None, log_level: str = "WARNING") -> li
 def gpu_worker_command(concurrency: int, log_level: str = "WARNING") -> list[str]:
     """The gpu-queue worker (transcribe): `concurrency` chunks held at once by a thread pool, whose
     windows one batcher in the process gathers into engine calls (worker/batching.py)."""
-    return _celery_worker(GPU_QUEUE, concurrency, log_level)
+    return _celery_worker("gpu", [GPU_QUEUE, GPU_LANE], concurrency, log_level)
 
 
-def _celery_worker(queue: str, concurrency: int, log_level: str) -> list[str]:
-    command = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "-Q", queue]
+def interactive_worker_command(log_level: str = "WARNING") -> list[str]:
+    """Every step of interactive jobs, with an engine of its own (on the same GPU as a gpu worker): bulk
+    work never holds its threads, nor makes its windows wait for a call in progress."""
+    return _celery_worker("interactive", [GPU_LANE, CPU_LANE], INTERACTIVE_WORKER_CONCURRENCY, log_level)
+
+
+def interactive_worker_env(settings: Settings) -> dict[str, str]:
+    """The interactive worker's engine makes small calls: its batch is not sized from the GPU's free memory,
+    which is the gpu worker's to size its own batch from."""
+    size = INTERACTIVE_BATCH_SIZE if settings.batch_size == "auto" else min(settings.batch_size, INTERACTIVE_BATCH_SIZE)
+    return {"TINGXIE_BATCH_SIZE": str(size)}
+
+
+def _celery_worker(name: str, queues: list[str], concurrency: int, log_level: str) -> list[str]:
+    command = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.celery_app", "worker", "-Q", ",".join(queues)]
     command += ["--pool", "threads", "--concurrency", str(concurrency), "--loglevel", log_level]
-    return [*command, "-n", f"{queue}-{uuid.uuid4().hex[:8]}@%h"]  # unique among workers of one broker
+    return [*command, "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h"]  # unique among workers of one broker
 
 
 def spawn(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
@@ -69,7 +85,7 @@ def _die_with_parent() -> None:
 
 @contextmanager
 def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """API + worker as children; both are terminated on exit, whatever happens."""
+    """The API and the cpu, gpu and interactive workers as children, all terminated on exit, whatever happens."""
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade()
@@ -78,6 +94,7 @@ def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subp
         spawn(api_command(settings.host, port), child_env),
         spawn(worker_command(settings.data_dir / "beat-schedule"), child_env),
         spawn(gpu_worker_command(settings.transcribe_concurrency), child_env),
+        spawn(interactive_worker_command(), child_env | interactive_worker_env(settings)),
     ]
     try:
         yield children

@@ -57,6 +57,9 @@ class TranscriptSegment:
         return replace(self, speaker=speaker)
 
 
+MAX_SPEAKERS = 20  # the most speakers a job may ask for, and the most the clustering finds
+
+
 @dataclass(frozen=True)
 class SpeakerTurn:
     """A stretch of the recording one speaker holds, as diarization found it."""

@@ -23,13 +23,13 @@ from tingxie.queue import DIARIZE, FINALIZE, PREPARE, TRANSCRIBE, chunk_priority
 from tingxie.settings import get_settings
 from tingxie.states import ChunkStatus, Diarization, JobStatus
 from tingxie.storage import Storage, get_storage, job_prefix
-from tingxie.transcript import SpeakerTurn, TranscriptSegment, from_rows, to_rows
+from tingxie.transcript import MAX_SPEAKERS, SpeakerTurn, TranscriptSegment, from_rows, to_rows
 from worker.audio.decode import check_duration
 from worker.audio.plan import Window, window_audio
 from worker.audio.prepare import PreparedAudio, StoredChunk, plan_and_store
 from worker.audio.wavio import decode_wav
 from worker.batching import Prompt
-from worker.diarization.clustering import MAX_SPEAKERS, SpeakerCount
+from worker.diarization.clustering import SpeakerCount
 from worker.diarization.diarize import Diarizer
 from worker.diarization.encoder import speaker_encoder
 from worker.diarization.labels import with_speakers
@@ -246,6 +246,7 @@ def transcribe(job_id: uuid.UUID, index: int) -> None:
         with session_scope() as session:
             keeper.clear(session, work.lease)
             _record_chunk(session, job_id, index, segments)
+        log.info("job %s chunk %d: %d segments", job_id, index, len(segments))
 
 
 def _chunk_work(job_id: uuid.UUID, index: int) -> ChunkWork | None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tingxie.models import WebhookDelivery
 from tingxie.states import JobStatus
-from tingxie.transcript import from_rows
+from tingxie.transcript import MAX_SPEAKERS, from_rows
 
 
 class JobFields(Protocol):
@@ -217,6 +217,7 @@ def multipart_body(description: str, **fields: dict[str, object]) -> dict[str, o
 
 
 _TEXT = {"type": "string"}
+_SPEAKER_COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_SPEAKERS}
 JOB_FORM = multipart_body(
     "The recording and how to transcribe it.",
     language={**_TEXT, "default": "auto", "description": "`auto` or a language code (GET /v1/engines lists them)"},
@@ -228,9 +229,9 @@ JOB_FORM = multipart_body(
         "type": "boolean",
         "description": "label speakers (S1, S2, ...); default: TINGXIE_DIARIZATION",
     },
-    speakers={"type": "integer", "minimum": 1, "maximum": 20, "description": "the number of speakers, when known"},
-    min_speakers={"type": "integer", "minimum": 1, "maximum": 20},
-    max_speakers={"type": "integer", "minimum": 1, "maximum": 20},
+    speakers={**_SPEAKER_COUNT, "description": "the number of speakers, when known"},
+    min_speakers=_SPEAKER_COUNT,
+    max_speakers=_SPEAKER_COUNT,
 )
 OPENAI_FORM = multipart_body(
     "OpenAI's transcription form.",

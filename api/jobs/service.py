@@ -16,12 +16,10 @@ from tingxie.models import Job, WebhookDelivery
 from tingxie.queue import MAX_BACKLOG_STEPS, job_priority
 from tingxie.states import Diarization, JobStatus, Priority
 from tingxie.storage import Storage, job_prefix, source_key
+from tingxie.transcript import MAX_SPEAKERS
 
 MAX_PAGE = 200
 MIN_RETAIN_DAYS = 1 / 24
-
-
-MAX_SPEAKERS = 20
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ async function loadEngines() {
     const engines = await (await api("/v1/engines")).json();
     state.languages = engines.languages;
     fillLanguages();
+    offerSpeakerLabels(engines.diarization);
   } catch (error) {
     say(explain(error));
   }
@@ -118,6 +119,13 @@ function fillLanguages() {
       return new Option(label, code, false, code === chosen);
     }),
   );
+}
+
+// The switch is shown only where the workers can label speakers, set as the server would decide.
+function offerSpeakerLabels(diarization) {
+  if (!diarization || !diarization.available) return;
+  $("diarize").checked = diarization.default === "on";
+  $("diarize-option").hidden = false;
 }
 
 // --- choosing files and submitting ----------------------------------------------------------------
@@ -202,6 +210,7 @@ function upload(file, language, onProgress) {
     const form = new FormData();
     form.append("language", language);
     form.append("priority", "interactive");
+    if (!$("diarize-option").hidden) form.append("diarize", $("diarize").checked ? "true" : "false");
     form.append("file", file); // last: the server reads the fields before the audio streams past
     request.send(form);
   });

@@ -68,16 +68,21 @@ def train_byte_level_bpe(texts: tuple[str, ...], vocab_size: int = 400) -> tuple
     return model["vocab"], [tuple(merge) for merge in model["merges"]]
 
 
-def build_qwen3_asr_processor() -> Qwen3ASRProcessor:
+def qwen_tokenizer(*special: str) -> Qwen2Tokenizer:
+    """Qwen's tokenizer shape over a small BPE of the corpus: its chat and audio tokens, and `special`."""
     vocab, merges = train_byte_level_bpe(CORPUS)
-    tokenizer = Qwen2Tokenizer(
+    return Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens=["<|im_start|>"],
+        extra_special_tokens=["<|im_start|>", *special],
         model_specific_special_tokens=QWEN_AUDIO_TOKENS,
     )
+
+
+def build_qwen3_asr_processor() -> Qwen3ASRProcessor:
+    tokenizer = qwen_tokenizer()
     # Not special: decoding with skip_special_tokens must keep it for output parsing.
     tokenizer.add_tokens([AddedToken("<asr_text>", special=False, normalized=False)])
     return Qwen3ASRProcessor(Qwen3ASRFeatureExtractor(), tokenizer, chat_template=QWEN_CHAT_TEMPLATE)
@@ -149,15 +154,7 @@ ALIGNER_SLOTS = 400  # 32 s of 80 ms slots: more than a window
 
 def build_tiny_qwen3_aligner(directory: Path) -> Path:
     """A random-weight Qwen3-ForcedAligner: Qwen3-ASR's body under a token-classification head."""
-    vocab, merges = train_byte_level_bpe(CORPUS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=["<|im_start|>", "<timestamp>"],
-        model_specific_special_tokens=QWEN_AUDIO_TOKENS,
-    )
+    tokenizer = qwen_tokenizer("<timestamp>")
     processor = Qwen3ASRProcessor(Qwen3ASRFeatureExtractor(), tokenizer, chat_template=ALIGNER_CHAT_TEMPLATE)
     config = tiny_qwen3_asr_config(processor)
     config.num_labels = ALIGNER_SLOTS

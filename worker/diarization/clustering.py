@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from tingxie.transcript import MAX_SPEAKERS
+
 MAX_LINKED = 1500  # 1500² / 2 distances: 9 MB
 # Cosine distance at which two groups of pieces are taken for different speakers. Resemblyzer's pieces of
 # one speaker average about 0.2-0.35 from each other, of two speakers 0.45-0.7 (bench/diarization.py).
@@ -17,7 +19,6 @@ DISTANCE_THRESHOLD = 0.45
 # With the count left to the clustering, a group holding less than this share of the pieces is taken for
 # noise (a cough, crosstalk, a burst of music) and joins its nearest speaker.
 MIN_SHARE = 0.02
-MAX_SPEAKERS = 20
 REFINE_ROUNDS = 3
 
 
