@@ -37,7 +37,8 @@ def crash_platform(
 ) -> Iterator[Platform]:
     qwen = {"TINGXIE_ENGINE": "qwen3-asr", "TINGXIE_MODEL_PATH": str(tiny_qwen3_asr), "TINGXIE_DEVICE": "cpu"}
     env = service_env | LEASES | qwen | {"TINGXIE_BROKER_URL": redis_databases.url(redis_databases.spare)}
-    running = Platform(env, tmp_path, reconciler=True).start()
+    # No interactive worker: every job here is batch work, and the gpu worker is children[2].
+    running = Platform(env, tmp_path, reconciler=True, interactive_worker=False).start()
     yield running
     running.stop()
 
