@@ -220,7 +220,7 @@ class BenchPlatform:
     def _interactive_env(self) -> dict[str, str]:
         """On the first GPU beside a gpu worker, or one CPU thread of its own."""
         device = {"CUDA_VISIBLE_DEVICES": "0"} if ON_CUDA else {"OMP_NUM_THREADS": "1"}
-        batch = interactive_worker_env(Settings(batch_size=int(self.env["TINGXIE_BATCH_SIZE"])))
+        batch = interactive_worker_env(int(self.env["TINGXIE_BATCH_SIZE"]))
         return self.env | device | batch
 
     def _launch(self, name: str, command: list[str], env: dict[str, str]) -> Path:

@@ -4,7 +4,6 @@ waits for; the cpu and gpu workers consume the lanes too, so a deployment withou
 still completes interactive jobs. Each test runs a platform of its own (real API, Redis, workers) on a
 fresh database and a Redis database no other platform uses."""
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Platform, RedisDatabases, _flush_keeping_claim, fresh_database
+from tests.conftest import Platform, RedisDatabases, _flush_keeping_claim, _wait_until, fresh_database
 from tests.corpus import SPEECH
 from tests.helpers import submit, wait_for
 from tingxie.queue import (
@@ -101,15 +100,15 @@ def test_without_an_interactive_worker_the_gpu_worker_does_interactive_jobs(
         platform.stop()
 
 
-def _once_cut(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+def _once_cut(client: httpx.Client, job_id: str) -> dict[str, Any]:
     """The job once prepare has cut all of it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["progress"]["chunks_total"] is not None:
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"job {job_id} was not cut within {timeout} s")
+    _wait_until(lambda: _job(client, job_id)["progress"]["chunks_total"] is not None, f"cutting job {job_id}")
+    return _job(client, job_id)
+
+
+def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+    return job
 
 
 def _transcribe_now(client: httpx.Client, path: Path) -> httpx.Response:

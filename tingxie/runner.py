@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from api import wire
 from tingxie import migrate
 from tingxie.queue import CPU_LANE, CPU_QUEUE, GPU_LANE, GPU_QUEUE
-from tingxie.settings import Settings, get_settings
+from tingxie.settings import get_settings
 
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 90
@@ -59,10 +59,10 @@ def interactive_worker_command(log_level: str = "WARNING") -> list[str]:
     return _celery_worker("interactive", [GPU_LANE, CPU_LANE], INTERACTIVE_WORKER_CONCURRENCY, log_level)
 
 
-def interactive_worker_env(settings: Settings) -> dict[str, str]:
-    """The interactive worker's engine makes small calls: its batch is not sized from the GPU's free memory,
-    which is the gpu worker's to size its own batch from."""
-    size = INTERACTIVE_BATCH_SIZE if settings.batch_size == "auto" else min(settings.batch_size, INTERACTIVE_BATCH_SIZE)
+def interactive_worker_env(batch_size: int | Literal["auto"]) -> dict[str, str]:
+    """The interactive worker's engine makes small calls, at most `batch_size` (the deployment's setting):
+    its batch is not sized from the GPU's free memory, which is the gpu worker's to size its own from."""
+    size = INTERACTIVE_BATCH_SIZE if batch_size == "auto" else min(batch_size, INTERACTIVE_BATCH_SIZE)
     return {"TINGXIE_BATCH_SIZE": str(size)}
 
 
@@ -94,7 +94,7 @@ def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subp
         spawn(api_command(settings.host, port), child_env),
         spawn(worker_command(settings.data_dir / "beat-schedule"), child_env),
         spawn(gpu_worker_command(settings.transcribe_concurrency), child_env),
-        spawn(interactive_worker_command(), child_env | interactive_worker_env(settings)),
+        spawn(interactive_worker_command(), child_env | interactive_worker_env(settings.batch_size)),
     ]
     try:
         yield children
