@@ -82,10 +82,19 @@ def create_celery(settings: Settings) -> Celery:
         # Only for Redis: the sqla transport would pass these to create_engine.
         app.conf.broker_transport_options = {
             "visibility_timeout": settings.visibility_timeout_seconds,
+            # Every worker looks for messages past their visibility timeout this often (kombu's default,
+            # 10 s x 10 calls, would add 100 s to a 600 s timeout).
+            "unacked_restore_interval": restore_sweep_seconds(settings.visibility_timeout_seconds),
+            "unacked_restore_throttle": 1,
             "priority_steps": PRIORITY_STEPS,
             "queue_order_strategy": "priority",
         }
     return app
+
+
+def restore_sweep_seconds(visibility_timeout_seconds: int) -> int:
+    """How often a worker returns messages a dead worker held: a fifth of the timeout, 1 to 30 s."""
+    return max(1, min(30, visibility_timeout_seconds // 5))
 
 
 def job_priority(interactive: bool, unfinished_jobs_of_key: int) -> int:

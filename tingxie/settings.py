@@ -100,9 +100,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=0)
     lease_renew_seconds: float = Field(30.0, gt=0)
     reconcile_every_seconds: float = Field(30.0, gt=0)
-    # Last resorts behind the leases. Longer than the slowest chunk, or Redis redelivers a task that is
-    # still running (its lease then turns the duplicate away).
-    visibility_timeout_seconds: int = 6 * 3600
+    # Redis redelivers a message a worker took and never acknowledged after this long: what brings back
+    # a task whose worker died before it took its lease (a lease that was never taken never runs out).
+    # A task still running then gets one duplicate, which its lease turns away; messages waiting in the
+    # queue are never redelivered, however deep the backlog. Several lease periods, so that redelivery
+    # stays rare for live work.
+    visibility_timeout_seconds: int = Field(600, gt=0)
     # A queued or processing job with no progress for this long has its next step enqueued again.
     reconcile_after_seconds: int = 6 * 3600 + 600
 

@@ -4,10 +4,13 @@ held run out, the reconciler queues those chunks again, and every job completes 
 transcript a run without faults gives. A worker shut down in the other ways an operator or a container
 runtime shuts it down hands its chunks back the same way and never fails a job.
 
-A platform of its own on a broker no other worker consumes, with the broker's redelivery timeout left at
-its default of 6 hours, so recovery can only come from the leases. The lease settings are scaled down
-(TINGXIE_LEASE_SECONDS 5, renewed every second, the reconciler every second) so the test is short; on the
-shipped defaults (120 s, 30 s, 30 s) the same path takes about two and a half minutes."""
+A worker killed after it took a chunk's message but before it took the chunk's lease leaves nothing to run
+out: that message comes back through the broker's redelivery timeout instead, and the job completes too.
+
+A platform of its own on a broker no other worker consumes. The recovery settings are scaled down
+(TINGXIE_LEASE_SECONDS 5, renewed every second, the reconciler every second, redelivery after 25 s: five
+lease periods, as on the defaults) so the test is short; on the shipped defaults (120 s, 30 s, 30 s,
+600 s) a leased chunk comes back in about two and a half minutes and an unleased one in about ten."""
 
 import signal
 import subprocess
@@ -18,8 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, text
 
-from tests.conftest import Platform, RedisDatabases
+from tests.conftest import Platform, RedisDatabases, _wait_until
 from tests.corpus import OSR
 from tests.helpers import submit, wait_for
 from tingxie.runner import gpu_worker_command
@@ -27,18 +31,37 @@ from tingxie.runner import gpu_worker_command
 KILLS = 5
 SHUTDOWN_JOBS = 3
 JOBS = 8
-LEASES = {"TINGXIE_LEASE_SECONDS": "5", "TINGXIE_LEASE_RENEW_SECONDS": "1", "TINGXIE_RECONCILE_EVERY_SECONDS": "1"}
+RECOVERY = {
+    "TINGXIE_LEASE_SECONDS": "5",
+    "TINGXIE_LEASE_RENEW_SECONDS": "1",
+    "TINGXIE_RECONCILE_EVERY_SECONDS": "1",
+    "TINGXIE_VISIBILITY_TIMEOUT_SECONDS": "25",
+}
 IN_FLIGHT_S = 0.5  # after its engine is loaded, how long a worker runs before it is killed
+
+
+def _crash_env(service_env: dict[str, str], redis_databases: RedisDatabases, tiny_qwen3_asr: Path) -> dict[str, str]:
+    qwen = {"TINGXIE_ENGINE": "qwen3-asr", "TINGXIE_MODEL_PATH": str(tiny_qwen3_asr), "TINGXIE_DEVICE": "cpu"}
+    return service_env | RECOVERY | qwen | {"TINGXIE_BROKER_URL": redis_databases.url(redis_databases.spare)}
 
 
 @pytest.fixture
 def crash_platform(
     service_env: dict[str, str], redis_databases: RedisDatabases, tiny_qwen3_asr: Path, tmp_path: Path
 ) -> Iterator[Platform]:
-    qwen = {"TINGXIE_ENGINE": "qwen3-asr", "TINGXIE_MODEL_PATH": str(tiny_qwen3_asr), "TINGXIE_DEVICE": "cpu"}
-    env = service_env | LEASES | qwen | {"TINGXIE_BROKER_URL": redis_databases.url(redis_databases.spare)}
+    env = _crash_env(service_env, redis_databases, tiny_qwen3_asr)
     # No interactive worker: every job here is batch work, and the gpu worker is children[2].
     running = Platform(env, tmp_path, reconciler=True, interactive_worker=False).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def platform_without_gpu_worker(
+    service_env: dict[str, str], redis_databases: RedisDatabases, tiny_qwen3_asr: Path, tmp_path: Path
+) -> Iterator[Platform]:
+    env = _crash_env(service_env, redis_databases, tiny_qwen3_asr)
+    running = Platform(env, tmp_path, reconciler=True, gpu_workers=0, interactive_worker=False).start()
     yield running
     running.stop()
 
@@ -117,3 +140,48 @@ def test_a_gpu_worker_shut_down_mid_batch_hands_its_chunks_back(crash_platform: 
     for job in jobs:
         assert job["status"] == "completed", job["error"]
         assert job["segments"] == reference["segments"]
+
+
+def _waiting_for_a_row_lock(database: Engine) -> bool:
+    with database.connect() as connection:
+        waiting = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+@pytest.fixture
+def database(platform_without_gpu_worker: Platform) -> Iterator[Engine]:
+    engine = create_engine(platform_without_gpu_worker.env["TINGXIE_DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
+def test_a_worker_killed_before_taking_its_chunks_leases_has_them_redone(
+    platform_without_gpu_worker: Platform, database: Engine
+) -> None:
+    platform = platform_without_gpu_worker
+    with platform.client() as client:
+        job_id = submit(client, OSR).json()["id"]
+        _wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["progress"]["chunks_total"], what="the cut")
+        with database.connect() as locker:
+            # Holding the chunks' rows stops the worker's lease-taking UPDATE after Celery gave it the message.
+            locker.execute(text("SELECT 1 FROM chunks WHERE job_id = :job FOR UPDATE"), {"job": job_id})
+            gpu, _ = _launch_gpu_worker(platform, "worker-gpu")
+            _wait_until(lambda: _waiting_for_a_row_lock(database), what="a worker's lease on the chunks")
+            gpu.send_signal(signal.SIGKILL)
+            gpu.wait(timeout=10)
+            locker.rollback()
+        _wait_until(lambda: not _waiting_for_a_row_lock(database), what="the killed worker's transaction to end")
+        with database.connect() as connection:
+            leased = connection.scalar(
+                text("SELECT count(*) FROM chunks WHERE job_id = :job AND leased_by IS NOT NULL"), {"job": job_id}
+            )
+        assert leased == 0, "the killed worker took a lease after all: this is the lease path, not the race"
+        _launch_gpu_worker(platform, "worker-gpu-2")
+        job = wait_for(client, job_id, timeout=120)
+        reference = wait_for(client, submit(client, OSR).json()["id"])  # a run without the fault
+    assert job["status"] == "completed", job["error"]
+    assert job["segments"] == reference["segments"]
