@@ -45,6 +45,11 @@ class KeyCache:
         self._generation = 0
         self._live = False
 
+    @property
+    def live(self) -> bool:
+        """Whether answers are kept: a listener is connected to hear of changes."""
+        return self._live
+
     def generation(self) -> int:
         """Pass to `remember_*` with the answer of a lookup started now."""
         return self._generation

@@ -84,6 +84,10 @@ class StatusReader:
         # Not waiting: an API whose database is down still starts, and its polls fall back (503).
         await self._pool.open(wait=False)
 
+    async def wait_connected(self, timeout: float) -> None:
+        """Until the pool has its first connections: before that, polls take the session path."""
+        await self._pool.wait(timeout)
+
     async def close(self) -> None:
         await self._pool.close()
 

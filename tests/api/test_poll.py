@@ -17,7 +17,9 @@ from sqlalchemy import delete, update
 
 from api.jobs.poll import StatusReader
 from api.jobs.schemas import JobOut
+from api.key_cache import key_cache
 from api.main import create_app
+from tests.conftest import _wait_until
 from tingxie.db import session_scope
 from tingxie.keys import hash_key
 from tingxie.models import ApiKey, Job, utcnow
@@ -42,6 +44,11 @@ def keyed(service_env: dict[str, str]) -> Iterator[Keyed]:
         session.add(key)
     with TestClient(create_app()) as http:
         reader = http.app.state.status_reader  # type: ignore[attr-defined]
+        # The pool and the key listener connect in the background; on a loaded machine the first polls
+        # would take the session path until they have.
+        assert http.portal is not None
+        http.portal.call(reader.wait_connected, 30.0)
+        _wait_until(lambda: key_cache.live, what="the key change listener", timeout=30)
         yield Keyed(http, reader, key.id, {"Authorization": f"Bearer {secret}"})
     with session_scope() as session:
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=utcnow()))
