@@ -188,7 +188,7 @@ class BenchPlatform:
         }
         # Chunks held per GPU worker: two calls' worth of windows and two to spare, as the README advises;
         # more would only take chunks that another worker could be transcribing.
-        self.concurrency = 2 * batch_size // WINDOWS_PER_CHUNK + 2
+        self.concurrency = 4 * batch_size // WINDOWS_PER_CHUNK + 2  # about four calls' worth: README
         self.port = free_port()
         self._children: list[subprocess.Popen[bytes]] = []
         self._run = 0

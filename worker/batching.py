@@ -79,6 +79,7 @@ class WindowBatcher:
         self._waiting: list[_Waiting] = []
         self._changed = threading.Condition()
         self._closed = False
+        self._left = (0, 0)  # windows and chunks still waiting once the last call was cut
         self.stats = BatchStats()
         self._thread = threading.Thread(target=self._serve, name="window-batcher", daemon=True)
         self._thread.start()
@@ -137,6 +138,7 @@ class WindowBatcher:
                 if batch:
                     for item in batch:
                         self._waiting.remove(item)
+                    self._left = len(self._waiting), len({item.caller for item in self._waiting})
                     return batch
                 self._changed.wait(timeout=wait)
 
@@ -178,7 +180,14 @@ class WindowBatcher:
             self._run_each_caller_alone(batch, error)
             return
         self.stats = BatchStats(self.stats.calls + 1, self.stats.windows + len(batch))
-        log.info("engine call: %d windows in %.3f s", len(batch), time.monotonic() - started)
+        left, callers = self._left
+        log.info(
+            "engine call: %d windows in %.3f s; %d left waiting, of %d chunks",
+            len(batch),
+            time.monotonic() - started,
+            left,
+            callers,
+        )
         for item, result in zip(batch, results, strict=True):
             item.result.set_result(result)
 
