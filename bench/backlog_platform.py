@@ -186,9 +186,9 @@ class BenchPlatform:
             "TINGXIE_AUTH_REQUIRED": "false",
             "TINGXIE_GENERATE_CACHE": generate_cache,
         }
-        # Chunks held per GPU worker: two calls' worth of windows and two to spare, as the README advises;
+        # Chunks held per GPU worker: four calls' worth of windows and two to spare, as the README advises;
         # more would only take chunks that another worker could be transcribing.
-        self.concurrency = 4 * batch_size // WINDOWS_PER_CHUNK + 2  # about four calls' worth: README
+        self.concurrency = 4 * batch_size // WINDOWS_PER_CHUNK + 2
         self.port = free_port()
         self._children: list[subprocess.Popen[bytes]] = []
         self._run = 0

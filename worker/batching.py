@@ -58,6 +58,13 @@ class _Waiting:
 
 
 @dataclass(frozen=True)
+class _Batch:
+    windows: list[_Waiting]
+    left_waiting: int  # windows still waiting once this call was cut
+    left_chunks: int  # the chunks (transcribe calls) those belong to
+
+
+@dataclass(frozen=True)
 class BatchStats:
     calls: int = 0
     windows: int = 0
@@ -79,7 +86,6 @@ class WindowBatcher:
         self._waiting: list[_Waiting] = []
         self._changed = threading.Condition()
         self._closed = False
-        self._left = (0, 0)  # windows and chunks still waiting once the last call was cut
         self.stats = BatchStats()
         self._thread = threading.Thread(target=self._serve, name="window-batcher", daemon=True)
         self._thread.start()
@@ -129,7 +135,7 @@ class WindowBatcher:
         for item in failed:
             item.result.set_exception(error)
 
-    def _next_batch(self) -> list[_Waiting] | None:
+    def _next_batch(self) -> _Batch | None:
         with self._changed:
             while True:
                 if self._closed and not self._waiting:
@@ -138,8 +144,7 @@ class WindowBatcher:
                 if batch:
                     for item in batch:
                         self._waiting.remove(item)
-                    self._left = len(self._waiting), len({item.caller for item in self._waiting})
-                    return batch
+                    return _Batch(batch, len(self._waiting), len({item.caller for item in self._waiting}))
                 self._changed.wait(timeout=wait)
 
     def _cut(self, now: float) -> tuple[list[_Waiting], float | None]:
@@ -171,7 +176,8 @@ class WindowBatcher:
             groups.setdefault(self._key(item), []).append(item)
         return list(groups.values())
 
-    def _run(self, batch: list[_Waiting]) -> None:
+    def _run(self, next_batch: _Batch) -> None:
+        batch = next_batch.windows
         started = time.monotonic()
         try:
             results = self._call(batch)
@@ -180,13 +186,12 @@ class WindowBatcher:
             self._run_each_caller_alone(batch, error)
             return
         self.stats = BatchStats(self.stats.calls + 1, self.stats.windows + len(batch))
-        left, callers = self._left
         log.info(
             "engine call: %d windows in %.3f s; %d left waiting, of %d chunks",
             len(batch),
             time.monotonic() - started,
-            left,
-            callers,
+            next_batch.left_waiting,
+            next_batch.left_chunks,
         )
         for item, result in zip(batch, results, strict=True):
             item.result.set_result(result)
