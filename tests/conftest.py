@@ -27,7 +27,14 @@ from tingxie.db import dispose_engines, session_scope
 from tingxie.keys import hash_key
 from tingxie.models import ApiKey, utcnow
 from tingxie.queue import BROKER_MARK, get_celery
-from tingxie.runner import api_command, gpu_worker_command, interactive_worker_command, spawn, worker_command
+from tingxie.runner import (
+    api_command,
+    gpu_worker_command,
+    interactive_worker_command,
+    interactive_worker_env,
+    spawn,
+    worker_command,
+)
 from tingxie.settings import get_settings
 from tingxie.storage import get_storage
 from worker.engines.registry import get_engine as get_speech_engine
@@ -212,6 +219,7 @@ class Platform:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TINGXIE_")} | env
         self.log_dir = log_dir
         self.children: list[subprocess.Popen[bytes]] = []
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}  # by name, the last one launched of each
         # The reconciler runs on a schedule embedded in the cpu worker, as `make serve` runs it.
         self.beat_schedule = log_dir / "beat-schedule" if reconciler else None
         self.gpu_workers = gpu_workers
@@ -225,7 +233,9 @@ class Platform:
             name = "worker-gpu" if number == 0 else f"worker-gpu-{number + 1}"
             self.launch(name, gpu_worker_command(concurrency=4, log_level="INFO"))
         if self.interactive_worker:
-            self.launch("worker-interactive", interactive_worker_command(log_level="INFO"))
+            batch_size = self.env.get("TINGXIE_BATCH_SIZE", "auto")
+            lane_env = interactive_worker_env("auto" if batch_size == "auto" else int(batch_size))
+            self.launch("worker-interactive", interactive_worker_command(log_level="INFO"), lane_env)
         _wait_until(self._healthy, what="the API")
         return self
 
@@ -235,10 +245,13 @@ class Platform:
             raise RuntimeError("a platform process exited during start-up")
         return httpx.get(f"{self.url}/healthz").status_code == 200
 
-    def launch(self, name: str, command: list[str]) -> None:
-        """Start one more process of this platform, logging to `<log_dir>/<name>.log`."""
+    def launch(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start one more process of this platform (its settings and `env`), logging to `<log_dir>/<name>.log`."""
         with (self.log_dir / f"{name}.log").open("wb") as log:
-            self.children.append(spawn(command, self.env, stdout=log, stderr=subprocess.STDOUT))
+            child = spawn(command, self.env | (env or {}), stdout=log, stderr=subprocess.STDOUT)
+        self.children.append(child)
+        self.processes[name] = child
+        return child
 
     @property
     def url(self) -> str:

@@ -9,6 +9,7 @@ from api import wire
 from tingxie.queue import CPU_LANE, CPU_QUEUE, GPU_LANE, GPU_QUEUE
 from tingxie.runner import interactive_worker_command
 from tingxie.settings import Settings
+from worker.niceness import takes_bulk_work
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,17 @@ def test_workers_consume_the_queues_their_tasks_use() -> None:
     assert _queues(services["worker-cpu"]["command"]) == [CPU_QUEUE, CPU_LANE]
     assert _queues(services["worker-interactive"]["command"]) == _queues(interactive_worker_command())
     assert set(_queues(interactive_worker_command())) == {CPU_LANE, GPU_LANE}
+
+
+def test_bulk_workers_yield_the_cores_between_containers() -> None:
+    """Each container is a cgroup of its own, where the workers' nice values order nothing: a bulk worker's
+    `cpu_shares` is below the default 1024, the API's and the interactive worker's are not lowered."""
+    services = _compose()["services"]
+    for name, service in services.items():
+        if "command" in service and "worker" in service["command"]:
+            bulk = takes_bulk_work(set(_queues(service["command"])))
+            assert (service.get("cpu_shares", 1024) < 1024) == bulk, name
+    assert "cpu_shares" not in services["api"]
 
 
 def test_dockerfile_copies_every_package() -> None:

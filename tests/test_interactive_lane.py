@@ -83,8 +83,18 @@ def test_the_interactive_worker_does_interactive_jobs_and_nothing_else(
             assert wait_for(client, waiting, timeout=120)["status"] == "completed"
         assert _chunks_logged(platform, "worker-interactive", waiting) == 0
         assert _chunks_logged(platform, "worker-gpu", waiting) > 0
+        # Bulk workers yield the cores: every thread each has once it has worked, the engine's included.
+        niceness = {name: _nice_values(platform.processes[name].pid) for name in platform.processes}
+        assert niceness["worker-cpu"] == niceness["worker-gpu"] == {10}, niceness
+        assert niceness["worker-interactive"] == niceness["api"] == {0}, niceness
     finally:
         platform.stop()
+
+
+def _nice_values(pid: int) -> set[int]:
+    """The nice value of each of the process's threads (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    stats = Path(f"/proc/{pid}/task").glob("*/stat")
+    return {int(stat.read_text().rsplit(")", 1)[1].split()[16]) for stat in stats}
 
 
 def test_without_an_interactive_worker_the_gpu_worker_does_interactive_jobs(

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(20.0, ge=0)  # longest a window waits for batch mates before a call starts
     # Chunks a GPU worker holds at once (its Celery thread pool): enough to fill a call while others load.
     transcribe_concurrency: int = Field(16, ge=1)
+    # A worker that takes bulk work (the cpu or gpu queue) raises its nice value by this much when it
+    # starts (worker/niceness.py), so that the API and the interactive worker on the same host get the
+    # cores first while a backlog keeps them busy; 0 leaves every worker at the priority it started with.
+    bulk_niceness: int = Field(10, ge=0, le=19)
 
     # Speaker labels (worker/diarization): the default for jobs that do not say (`diarize`), and the
     # speaker encoder's weights (None: the ones the resemblyzer wheel ships).
