@@ -58,20 +58,38 @@ def test_a_child_dies_with_its_parent_even_when_the_parent_is_killed() -> None:
     assert _wait_for(lambda: not _running(child), timeout=10)
 
 
-def test_the_served_worker_runs_the_reconciler_on_its_schedule(
-    service_env: dict[str, str], redis_databases: RedisDatabases, tmp_path: Path
-) -> None:
-    """`make serve` runs one worker and no separate beat, so the worker itself must send the reconcile
-    task that recovers jobs whose broker messages were lost."""
+def _served_worker(service_env: dict[str, str], redis_databases: RedisDatabases, log: Path) -> subprocess.Popen[bytes]:
+    """The cpu worker as `make serve` runs it, the reconciler's schedule embedded, reconciling every second."""
     env = os.environ | service_env
     env |= {
         "TINGXIE_BROKER_URL": redis_databases.url(redis_databases.spare),  # no other worker consumes it
         "TINGXIE_RECONCILE_EVERY_SECONDS": "1",
     }
-    log = tmp_path / "worker.log"
     with log.open("wb") as out:
-        command = worker_command(tmp_path / "beat-schedule", log_level="INFO")
-        worker = spawn(command, env, stdout=out, stderr=subprocess.STDOUT)
+        command = worker_command(log.parent / "beat-schedule", log_level="INFO")
+        return spawn(command, env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (field 4 of /proc/<pid>/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_served_worker_runs_the_reconciler_on_its_schedule(
+    service_env: dict[str, str], redis_databases: RedisDatabases, tmp_path: Path
+) -> None:
+    """`make serve` runs one worker and no separate beat, so the worker itself must send the reconcile
+    task that recovers jobs whose broker messages were lost."""
+    log = tmp_path / "worker.log"
+    worker = _served_worker(service_env, redis_databases, log)
     try:
         ran = _wait_for(lambda: RECONCILED.search(log.read_text(errors="replace")), timeout=90)
     finally:
@@ -79,6 +97,23 @@ def test_the_served_worker_runs_the_reconciler_on_its_schedule(
         worker.wait(timeout=30)
     if not ran:
         pytest.fail(f"the worker never ran the reconcile task; its log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def test_the_reconcilers_schedule_dies_with_a_killed_worker(
+    service_env: dict[str, str], redis_databases: RedisDatabases, tmp_path: Path
+) -> None:
+    """The schedule runs in a process the worker forks (Celery's embedded beat): a worker killed outright,
+    by SIGKILL or the OOM killer, must not leave it behind sending reconcile tasks on its own."""
+    log = tmp_path / "worker.log"
+    worker = _served_worker(service_env, redis_databases, log)
+    try:
+        assert _wait_for(lambda: RECONCILED.search(log.read_text(errors="replace")), timeout=90), log.read_text()
+        beats = _children(worker.pid)
+        assert beats, "the worker has no child process"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert _wait_for(lambda: not any(_running(pid) for pid in beats), timeout=10), beats
 
 
 class Served:

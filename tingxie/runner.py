@@ -1,7 +1,5 @@
 """`make serve` and `make demo`: run the API and a worker as child processes, and stop them cleanly."""
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
@@ -18,13 +16,13 @@ import httpx
 
 from api import wire
 from tingxie import migrate
+from tingxie.parent_death import die_with_parent
 from tingxie.queue import CPU_LANE, CPU_QUEUE, GPU_LANE, GPU_QUEUE
 from tingxie.settings import get_settings
 
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 90
 FINAL = ("completed", "failed", "canceled")
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def api_command(host: str, port: int, log_level: str = "warning") -> list[str]:
@@ -75,12 +73,7 @@ def _celery_worker(name: str, queues: list[str], concurrency: int, log_level: st
 def spawn(command: list[str], env: dict[str, str], **options: Any) -> subprocess.Popen[bytes]:
     """A child that Linux kills when this process dies, even by SIGKILL, so a killed `make serve` or test
     run leaves no API or worker behind to take the next one's tasks."""
-    return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, **options)
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return subprocess.Popen(command, env=env, preexec_fn=die_with_parent, **options)
 
 
 @contextmanager
