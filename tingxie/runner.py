@@ -18,7 +18,7 @@ from api import wire
 from tingxie import migrate
 from tingxie.parent_death import die_with_parent
 from tingxie.queue import CPU_LANE, CPU_QUEUE, GPU_LANE, GPU_QUEUE
-from tingxie.settings import get_settings
+from tingxie.settings import CPU_AUTO_BATCH_SIZE, MAX_AUTO_BATCH, Settings, get_settings
 
 POLL_SECONDS = 0.5
 STARTUP_SECONDS = 90
@@ -49,6 +49,26 @@ def gpu_worker_command(concurrency: int, log_level: str = "WARNING") -> list[str
     """The gpu-queue worker (transcribe): `concurrency` chunks held at once by a thread pool, whose
     windows one batcher in the process gathers into engine calls (worker/batching.py)."""
     return _celery_worker("gpu", [GPU_QUEUE, GPU_LANE], concurrency, log_level)
+
+
+def gpu_worker_concurrency(settings: Settings) -> int:
+    """TRANSCRIBE_CONCURRENCY, or for "auto" the chunks that keep the largest batch the worker may reach
+    full: the setting's, or on a GPU with BATCH_SIZE=auto the most it sizes from free memory."""
+    if settings.transcribe_concurrency != "auto":
+        return settings.transcribe_concurrency
+    if settings.batch_size != "auto":
+        return settings.chunks_to_hold(settings.batch_size)
+    return settings.chunks_to_hold(MAX_AUTO_BATCH if _on_cuda(settings) else CPU_AUTO_BATCH_SIZE)
+
+
+def _on_cuda(settings: Settings) -> bool:
+    if settings.engine == "pocketsphinx":
+        return False
+    if settings.device != "auto":
+        return settings.device.startswith("cuda")
+    import torch  # only here: a pocketsphinx setup never loads it
+
+    return bool(torch.cuda.is_available())
 
 
 def interactive_worker_command(log_level: str = "WARNING") -> list[str]:
@@ -86,7 +106,7 @@ def platform(port: int, env: dict[str, str] | None = None) -> Iterator[list[subp
     children = [
         spawn(api_command(settings.host, port), child_env),
         spawn(worker_command(settings.data_dir / "beat-schedule"), child_env),
-        spawn(gpu_worker_command(settings.transcribe_concurrency), child_env),
+        spawn(gpu_worker_command(gpu_worker_concurrency(settings)), child_env),
         spawn(interactive_worker_command(), child_env | interactive_worker_env(settings.batch_size)),
     ]
     try:

@@ -2,6 +2,7 @@
 the environment. Unset service URLs fall back to the embedded mode: SQLite, a local storage directory and
 a SQLite-backed broker under `TINGXIE_DATA_DIR`, so a fresh machine needs no servers."""
 
+import math
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
@@ -14,6 +15,7 @@ from tingxie.engines import EngineName, engine_spec
 
 GIB = 1024**3
 CPU_AUTO_BATCH_SIZE = 8
+MAX_AUTO_BATCH = 512  # the most BATCH_SIZE=auto sizes on CUDA: past it the 1.7B model gains nothing on an H100
 HOUR = 3600.0
 
 
@@ -47,8 +49,9 @@ class Settings(BaseSettings):
     # (torch.compile). Qwen3-ASR only; not yet measured on a GPU, so off by default.
     generate_cache: Literal["dynamic", "static"] = "dynamic"
     batch_wait_ms: float = Field(20.0, ge=0)  # longest a window waits for batch mates before a call starts
-    # Chunks a GPU worker holds at once (its Celery thread pool): enough to fill a call while others load.
-    transcribe_concurrency: int = Field(16, ge=1)
+    # Chunks the GPU worker of `make serve` holds at once (its Celery thread pool): enough to fill a call
+    # while others load. "auto": `chunks_to_hold` for the batch the worker may reach (tingxie/runner.py).
+    transcribe_concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     # A worker that takes bulk work (the cpu or gpu queue) raises its nice value by this much when it
     # starts (worker/niceness.py), so that the API and the interactive worker on the same host get the
     # cores first while a backlog keeps them busy; 0 leaves every worker at the priority it started with.
@@ -138,6 +141,13 @@ class Settings(BaseSettings):
         """The batch an engine starts with: the setting, or CPU_AUTO_BATCH_SIZE for "auto" (which a CUDA
         engine then replaces with a size from the GPU's free memory)."""
         return CPU_AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+
+    def chunks_to_hold(self, batch_size: int) -> int:
+        """Chunks a GPU worker holds to keep calls of `batch_size` windows full: four calls' worth and two to
+        spare. A finished chunk's thread is away from the batcher for several calls (committing, taking the
+        next message, reading the next chunk), and with two calls' worth the waiting windows ran out."""
+        windows_per_chunk = math.ceil(self.chunk_seconds / self.planned_window_seconds)
+        return 4 * batch_size // windows_per_chunk + 2
 
     @property
     def planned_window_seconds(self) -> float:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import torch
 
-from tingxie.settings import Settings
+from tingxie.settings import MAX_AUTO_BATCH, Settings
 from worker.engines.base import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,6 @@ class AdaptiveBatcher:
 # qwen3_asr.py, about 6 GiB at full size), the sampling step's logits and the allocator's slack.
 BATCH_RESERVE_BYTES = 8 * 1024**3
 CACHE_HEADROOM = 2.0  # a window's activations and fragmentation, over its key/value cache
-MAX_AUTO_BATCH = 512  # past this the 1.7B model gains nothing on an H100 (bench/README.md)
 
 
 def batch_for_memory(free_bytes: int, window_bytes: int) -> int:
