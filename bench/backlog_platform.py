@@ -45,7 +45,6 @@ POLL_S = 0.2
 JOBS_POLL_S = 1.0  # the jobs are timed by their own finished_at: polling often only loads the shared cores
 WAIT_S = 6 * 3600
 ENGINE_SAMPLE_WINDOWS = 128  # the engine alone is timed on at least this many of the backlog's windows
-WINDOWS_PER_CHUNK = 10  # about, for 300 s chunks of speech in windows of up to 30 s
 ON_CUDA = torch.cuda.is_available()
 
 
@@ -136,7 +135,7 @@ def engine_alone(
     if not ON_CUDA:
         torch.set_num_threads(1)
     engine = Qwen3AsrEngine(model, device="cuda" if ON_CUDA else "cpu", generate_kwargs=generate_kwargs)
-    windows = _windows(paths)[: max(ENGINE_SAMPLE_WINDOWS, max(batch_sizes) * 3)]
+    windows = _spread_sample(_windows(paths), max(ENGINE_SAMPLE_WINDOWS, max(batch_sizes) * 3))
     seconds = sum(len(window) for window in windows) / 16_000
     engine.transcribe(windows[:1])
     best = (0, 0.0)
@@ -149,6 +148,13 @@ def engine_alone(
         print(f"  batch {size:>4}: {rate:8.1f} audio s/s", flush=True)
         best = max(best, (size, rate), key=lambda row: row[1])
     return best
+
+
+def _spread_sample(windows: list, count: int) -> list:
+    """`count` windows evenly spaced through the backlog, so that the engine is timed on the mix of
+    recordings and window lengths the platform transcribes, not on the first recording's."""
+    stride = max(1, len(windows) // count)
+    return windows[::stride][:count]
 
 
 def _windows(paths: list[Path]) -> list:
@@ -186,9 +192,9 @@ class BenchPlatform:
             "TINGXIE_AUTH_REQUIRED": "false",
             "TINGXIE_GENERATE_CACHE": generate_cache,
         }
-        # Chunks held per GPU worker: four calls' worth of windows and two to spare, as the README advises;
+        # Chunks held per GPU worker: four calls' worth of windows and two to spare, as `make serve` holds;
         # more would only take chunks that another worker could be transcribing.
-        self.concurrency = 4 * batch_size // WINDOWS_PER_CHUNK + 2
+        self.concurrency = Settings(engine="qwen3-asr", chunk_seconds=CHUNK_SECONDS).chunks_to_hold(batch_size)
         self.port = free_port()
         self._children: list[subprocess.Popen[bytes]] = []
         self._run = 0
