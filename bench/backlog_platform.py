@@ -168,6 +168,7 @@ def _windows(paths: list[Path]) -> list:
 
 @dataclass(frozen=True)
 class Latency:
+    job_id: str
     queued_s: float  # submitted until a cpu worker started preparing it
     total_s: float  # submitted until completed
 
@@ -294,4 +295,10 @@ class BenchPlatform:
         created, started, finished = (
             datetime.fromisoformat(job[k]) for k in ("created_at", "started_at", "finished_at")
         )
-        return Latency((started - created).total_seconds(), (finished - created).total_seconds())
+        return Latency(job_id, (started - created).total_seconds(), (finished - created).total_seconds())
+
+    def transcribed_by(self, job_id: str) -> str:
+        """Which of this run's workers transcribed the job's chunks (`gpu0`, `interactive`), by their logs."""
+        logs = self.services.directory.glob(f"run{self._run}-*.log")
+        found = [log.stem.split("-", 1)[1] for log in logs if f"job {job_id} chunk " in log.read_text(errors="replace")]
+        return ",".join(sorted(found)) or "none"
