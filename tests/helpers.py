@@ -121,3 +121,9 @@ def run_worker_steps(job_id: uuid.UUID) -> tuple[Job, list[Chunk]]:
         service.transcribe(job_id, chunk.index)
     service.finalize(job_id)
     return job_and_chunks(job_id)
+
+
+def proc_stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc/<pid>/stat (or task/<tid>/stat) file from the third on (state, ppid, ...):
+    what follows the command name, which may itself hold spaces and parentheses."""
+    return stat.read_text().rsplit(")", 1)[1].split()

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Platform, RedisDatabases, _flush_keeping_claim, _wait_until, fresh_database
 from tests.corpus import SPEECH
-from tests.helpers import submit, wait_for
+from tests.helpers import proc_stat_fields, submit, wait_for
 from tingxie.queue import (
     CPU_LANE,
     CPU_QUEUE,
@@ -94,7 +94,7 @@ def test_the_interactive_worker_does_interactive_jobs_and_nothing_else(
 def _nice_values(pid: int) -> set[int]:
     """The nice value of each of the process's threads (field 19 of /proc/<pid>/task/<tid>/stat)."""
     stats = Path(f"/proc/{pid}/task").glob("*/stat")
-    return {int(stat.read_text().rsplit(")", 1)[1].split()[16]) for stat in stats}
+    return {int(proc_stat_fields(stat)[16]) for stat in stats}
 
 
 def test_without_an_interactive_worker_the_gpu_worker_does_interactive_jobs(

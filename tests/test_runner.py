@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import RedisDatabases
 from tests.corpus import OSR
-from tests.helpers import submit, wait_for
+from tests.helpers import proc_stat_fields, submit, wait_for
 from tests.services import free_port
 from tingxie.runner import spawn, worker_command
 
@@ -75,7 +75,7 @@ def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = proc_stat_fields(stat)
         except (FileNotFoundError, ProcessLookupError):
             continue
         if int(fields[1]) == pid:

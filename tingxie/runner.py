@@ -64,11 +64,9 @@ def gpu_worker_concurrency(settings: Settings) -> int:
 def _on_cuda(settings: Settings) -> bool:
     if settings.engine == "pocketsphinx":
         return False
-    if settings.device != "auto":
-        return settings.device.startswith("cuda")
-    import torch  # only here: a pocketsphinx setup never loads it
+    from worker.engines.torch_support import resolve_device  # only here: it loads torch
 
-    return bool(torch.cuda.is_available())
+    return resolve_device(settings.device).startswith("cuda")
 
 
 def interactive_worker_command(log_level: str = "WARNING") -> list[str]:
