@@ -12,7 +12,7 @@ import boto3
 import httpx
 import jiwer
 import redis
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
 
 from tingxie.db import session_scope
 from tingxie.models import Chunk, Job
@@ -127,3 +127,14 @@ def proc_stat_fields(stat: Path) -> list[str]:
     """The fields of a /proc/<pid>/stat (or task/<tid>/stat) file from the third on (state, ppid, ...):
     what follows the command name, which may itself hold spaces and parentheses."""
     return stat.read_text().rsplit(")", 1)[1].split()
+
+
+def waiting_for_a_row_lock(database: Engine) -> bool:
+    """Whether some session of `database` is waiting for a lock another one holds."""
+    with database.connect() as connection:
+        waiting = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

@@ -243,9 +243,7 @@ def transcribe(job_id: uuid.UUID, index: int) -> None:
         samples = decode_wav(get_storage().get_bytes(work.audio_key))
         results = get_batcher().transcribe(window_audio(samples, work.windows), work.prompt, work.priority)
         segments = window_segments(work.start, work.windows, results)
-        with session_scope() as session:
-            keeper.clear(session, work.lease)
-            _record_chunk(session, job_id, index, segments)
+        _commit_chunk(work, segments)
         log.info("job %s chunk %d: %d segments", job_id, index, len(segments))
 
 
@@ -273,6 +271,16 @@ def _chunk_work(job_id: uuid.UUID, index: int) -> ChunkWork | None:
             priority=chunk_priority(job.queue_priority, index),
             lease=lease,
         )
+
+
+def _commit_chunk(work: ChunkWork, segments: list[TranscriptSegment]) -> None:
+    """The chunk's segments recorded and its lease ended, in one transaction that locks the job's row
+    before the chunk's: the order in which deleting a job takes them (the job, then its chunks by
+    cascade). Touching the chunk first deadlocks against a delete of the job at that moment."""
+    with session_scope() as session:
+        session.get(Job, work.job_id, with_for_update=True)
+        get_lease_keeper().clear(session, work.lease)
+        _record_chunk(session, work.job_id, work.index, segments)
 
 
 def _record_chunk(session: Session, job_id: uuid.UUID, index: int, segments: list[TranscriptSegment]) -> None:

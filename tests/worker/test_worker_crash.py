@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.conftest import Platform, RedisDatabases, _wait_until
 from tests.corpus import OSR
-from tests.helpers import submit, wait_for
+from tests.helpers import submit, wait_for, waiting_for_a_row_lock
 from tingxie.runner import gpu_worker_command
 
 KILLS = 5
@@ -142,16 +142,6 @@ def test_a_gpu_worker_shut_down_mid_batch_hands_its_chunks_back(crash_platform: 
         assert job["segments"] == reference["segments"]
 
 
-def _waiting_for_a_row_lock(database: Engine) -> bool:
-    with database.connect() as connection:
-        waiting = connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)
-
-
 @pytest.fixture
 def database(platform_without_gpu_worker: Platform) -> Iterator[Engine]:
     engine = create_engine(platform_without_gpu_worker.env["TINGXIE_DATABASE_URL"])
@@ -170,11 +160,11 @@ def test_a_worker_killed_before_taking_its_chunks_leases_has_them_redone(
             # Holding the chunks' rows stops the worker's lease-taking UPDATE after Celery gave it the message.
             locker.execute(text("SELECT 1 FROM chunks WHERE job_id = :job FOR UPDATE"), {"job": job_id})
             gpu, _ = _launch_gpu_worker(platform, "worker-gpu")
-            _wait_until(lambda: _waiting_for_a_row_lock(database), what="a worker's lease on the chunks")
+            _wait_until(lambda: waiting_for_a_row_lock(database), what="a worker's lease on the chunks")
             gpu.send_signal(signal.SIGKILL)
             gpu.wait(timeout=10)
             locker.rollback()
-        _wait_until(lambda: not _waiting_for_a_row_lock(database), what="the killed worker's transaction to end")
+        _wait_until(lambda: not waiting_for_a_row_lock(database), what="the killed worker's transaction to end")
         with database.connect() as connection:
             leased = connection.scalar(
                 text("SELECT count(*) FROM chunks WHERE job_id = :job AND leased_by IS NOT NULL"), {"job": job_id}
