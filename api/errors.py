@@ -27,6 +27,9 @@ OPENAI_TYPES = {
     409: "conflict_error",
     429: "rate_limit_error",
 }
+# Postgres aborts one side of a deadlock (40P01) or of a serialization conflict (40001): the database is
+# up, and the same request sent again normally succeeds.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -63,7 +66,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, exc.status_code, code, str(exc.detail))
 
 
+def is_transaction_conflict(exc: Exception) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in CONFLICT_SQLSTATES
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if is_transaction_conflict(exc):
+        log.warning("database aborted a conflicting transaction: %s", exc)
+        message = "the database aborted this request to resolve a conflict with another one; retry it"
+        return _respond(request, 503, "database_busy", message, {"Retry-After": "1"})
     log.warning("database unavailable: %s", exc)
     return _respond(request, 503, "database_unavailable", "the database is unreachable; try again shortly")
 
